@@ -1,0 +1,346 @@
+"""The loaded, cross-checked, indexed knowledge base and its queries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jakinib.errors import KnowledgeError, UnknownNameError
+from jakinib.knowledge import fields as f
+from jakinib.knowledge import loader
+from jakinib.knowledge import schema as s
+
+REGULATOR_SYNONYMS = {
+    "fda": "FDA", "us": "FDA", "usa": "FDA",
+    "ema": "EMA", "eu": "EMA", "europe": "EMA", "ec": "EMA",
+    "tga": "TGA", "au": "TGA", "australia": "TGA",
+    "pmda": "PMDA", "jp": "PMDA", "japan": "PMDA", "mhlw": "PMDA",
+    "mhra": "MHRA", "uk": "MHRA", "gb": "MHRA",
+    "medsafe": "Medsafe", "nz": "Medsafe", "new zealand": "Medsafe",
+    "healthcanada": "HealthCanada", "health canada": "HealthCanada", "health-canada": "HealthCanada",
+    "hc": "HealthCanada", "ca": "HealthCanada", "canada": "HealthCanada",
+}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_®™]+", " ", name.strip().lower()).replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """An approval joined with its drug and product (the flat public JSON shape)."""
+
+    drug: str
+    product: str
+    route: str
+    approval: s.Approval
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.approval
+        return {
+            "drug": self.drug, "product": self.product, "route": self.route,
+            "regulator": a.regulator, "indication": a.indication, "decision": a.decision,
+            "date": a.date, "kind": a.kind, "min_age_years": a.min_age_years,
+            "population": a.population, "dose": a.dose, "sources": list(a.sources),
+        }
+
+
+@dataclass
+class KnowledgeBase:
+    """Validated data plus indexes. Build it with :func:`jakinib.load`."""
+
+    drugs: dict[str, s.DrugFile]
+    sources: dict[str, s.Source]
+    indications: dict[str, s.Term]
+    evidence: list[s.Evidence]
+    conditions: dict[str, s.Term]
+    medications: dict[str, s.MedicationEntry]
+    labs: dict[str, s.LabDef]
+    class_facts: list[s.ClassFact]
+    data_dir: Path
+    _names: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"KnowledgeBase({len(self.drugs)} drugs, {len(self.all_approvals())} approvals, "
+                f"{len(self.rules)} rules, {len(self.sources)} sources, reviewed {self.review_date})")
+
+    # ---- names ------------------------------------------------------------------------
+    def _index_names(self) -> None:
+        for name, d in self.drugs.items():
+            keys = [name, *d.synonyms] + [b.name for p in d.products for b in p.brands]
+            for k in keys:
+                self._names.setdefault(_key(k), name)
+
+    def drug(self, name: str) -> s.DrugFile:
+        """A drug by generic name, brand or synonym (case-insensitive)."""
+        key = _key(name)
+        if key in self._names:
+            return self.drugs[self._names[key]]
+        raise UnknownNameError("drug", name, self._names)
+
+    def product(self, product_id: str) -> tuple[s.DrugFile, s.Product]:
+        for d in self.drugs.values():
+            for p in d.products:
+                if p.id == product_id:
+                    return d, p
+        raise UnknownNameError("product", product_id, [p.id for d in self.drugs.values() for p in d.products])
+
+    def regulator(self, name: str) -> str:
+        """A regulator slug from a slug, country or common name."""
+        if name in s.REGULATORS:
+            return name
+        key = name.strip().lower()
+        if key in REGULATOR_SYNONYMS:
+            return REGULATOR_SYNONYMS[key]
+        raise UnknownNameError("regulator", name, [*s.REGULATORS, *REGULATOR_SYNONYMS])
+
+    @cached_property
+    def _indication_names(self) -> dict[str, str]:
+        return _term_index(self.indications)
+
+    @cached_property
+    def _condition_names(self) -> dict[str, str]:
+        return _term_index(self.conditions, codes=True)
+
+    @cached_property
+    def _medication_names(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for m in self.medications.values():
+            for k in [m.name, *m.synonyms, *m.rxnorm]:
+                out.setdefault(_key(k), m.name)
+        return out
+
+    def indication(self, name: str) -> s.Term:
+        key = _key(name)
+        if key in self._indication_names:
+            return self.indications[self._indication_names[key]]
+        raise UnknownNameError("indication", name, self._indication_names)
+
+    def condition(self, name: str) -> s.Term:
+        key = _key(name)
+        if key in self._condition_names:
+            return self.conditions[self._condition_names[key]]
+        raise UnknownNameError("condition", name, self._condition_names)
+
+    def medication(self, name: str) -> s.MedicationEntry | None:
+        """A non-JAK medicine by name, brand or RxNorm code; None when unknown (no interaction class)."""
+        key = _key(name)
+        return self.medications[self._medication_names[key]] if key in self._medication_names else None
+
+    # ---- queries ------------------------------------------------------------------------
+    def all_approvals(self) -> list[ApprovalRow]:
+        rows = []
+        for d in self.drugs.values():
+            routes = {p.id: p.route for p in d.products}
+            for a in d.approvals:
+                rows.append(ApprovalRow(d.name, a.product, routes[a.product], a))
+        return rows
+
+    def approvals(
+        self,
+        drug: str | None = None,
+        regulator: str | None = None,
+        indication: str | None = None,
+        age: float | None = None,
+        decision: str | None = "approved",
+    ) -> list[ApprovalRow]:
+        """Approvals filtered by drug, regulator, indication and the patient's age (min age <= age)."""
+        d = self.drug(drug).name if drug else None
+        r = self.regulator(regulator) if regulator else None
+        i = self.indication(indication).id if indication else None
+        out = []
+        for row in self.all_approvals():
+            a = row.approval
+            if (d and row.drug != d) or (r and a.regulator != r) or (i and a.indication != i):
+                continue
+            if decision and a.decision != decision:
+                continue
+            if age is not None and a.min_age_years is not None and age < a.min_age_years:
+                continue
+            out.append(row)
+        return sorted(out, key=lambda x: (x.drug, x.approval.regulator, x.approval.date or "", x.approval.indication))
+
+    def label(self, product: str, regulator: str) -> s.Label | None:
+        d, _ = self.product(product)
+        for lab in d.labels:
+            if lab.product == product and lab.regulator == regulator:
+                return lab
+        return None
+
+    @cached_property
+    def rules(self) -> list[s.Rule]:
+        return [r for d in self.drugs.values() for r in d.rules]
+
+    def search(self, text: str) -> list[dict[str, str]]:
+        """Drugs, brands, indications, conditions, adverse effects and class facts matching ``text``."""
+        q = text.strip().lower()
+        if not q:
+            return []
+        hits: list[dict[str, str]] = []
+        seen: set[tuple[str, str]] = set()
+
+        def add(kind: str, id_: str, label: str, why: str) -> None:
+            if (kind, id_) not in seen:
+                seen.add((kind, id_))
+                hits.append({"kind": kind, "id": id_, "label": label, "match": why})
+
+        for d in self.drugs.values():
+            names = [d.name, *d.synonyms] + [b.name for p in d.products for b in p.brands]
+            for n in names:
+                if q in n.lower():
+                    add("drug", d.name, d.name, n)
+        for t in self.indications.values():
+            for n in [t.id, t.label, *t.synonyms]:
+                if q in n.lower():
+                    add("indication", t.id, t.label, n)
+        for d in self.drugs.values():
+            for lab in d.labels:
+                for ae in lab.adverse_effects:
+                    if q in ae.term.lower():
+                        add("adverse-effect", f"{d.name}:{ae.term}", f"{ae.term} ({d.name})", ae.term)
+        for cf in self.class_facts:
+            if q in cf.text.lower() or q in cf.topic:
+                add("class-fact", cf.id, cf.topic, cf.text[:80])
+        return hits
+
+    @property
+    def review_date(self) -> str | None:
+        """The knowledge base's review date: the oldest ``as_of`` among its sources."""
+        dates = [src.as_of for src in self.sources.values()]
+        return min(dates).isoformat() if dates else None
+
+    def stats(self) -> dict[str, Any]:
+        cites = list(self._all_citations())
+        return {
+            "drugs": len(self.drugs),
+            "products": sum(len(d.products) for d in self.drugs.values()),
+            "approvals": len(self.all_approvals()),
+            "labels": sum(len(d.labels) for d in self.drugs.values()),
+            "rules": len(self.rules),
+            "sources": len(self.sources),
+            "citations": len(cites),
+            "uncited_facts": 0,  # the schema refuses a fact without sources; kept for the report
+            "indications": len(self.indications),
+            "conditions": len(self.conditions),
+            "medications": len(self.medications),
+            "class_facts": len(self.class_facts),
+            "review_date": self.review_date,
+            "newest_source": max((x.as_of for x in self.sources.values()), default=date.min).isoformat(),
+        }
+
+    def _all_citations(self) -> Iterable[tuple[str, str]]:
+        for d in self.drugs.values():
+            yield from loader.iter_citations(d, d.name)
+        for group in (self.indications.values(), self.conditions.values(), self.medications.values(),
+                      self.labs.values(), self.class_facts, self.evidence):
+            for item in group:
+                yield from loader.iter_citations(item, getattr(item, "id", "") or getattr(item, "name", ""))
+
+    # ---- validation across files ----------------------------------------------------------
+    def check(self) -> None:
+        """Cross-file checks; raise KnowledgeError naming the record and field."""
+        for cite, where in self._all_citations():
+            sid, _, section = cite.partition("#")
+            src = self.sources.get(sid)
+            if src is None:
+                raise KnowledgeError(f"{where}: cites unknown source {sid!r}")
+            if src.kind == "label" and not section:
+                raise KnowledgeError(f"{where}: cites label {sid!r} without a section (use {sid}#<section>)")
+        for d in self.drugs.values():
+            for a in d.approvals:
+                if a.indication not in self.indications:
+                    raise KnowledgeError(f"drugs/{d.name}.yaml: approval {a.product}/{a.regulator}: unknown indication {a.indication!r}")
+            for lab in d.labels:
+                for dose in lab.doses:
+                    if dose.indication not in self.indications:
+                        raise KnowledgeError(f"drugs/{d.name}.yaml: label {lab.product}/{lab.regulator}: dose for unknown indication {dose.indication!r}")
+        ids: set[str] = set()
+        for m in self.medications.values():
+            bad = set(m.classes) - set(f.INTERACTION_CLASSES)
+            if bad:
+                raise KnowledgeError(f"medications.yaml: {m.name}: unknown interaction class(es) {sorted(bad)}")
+        for rule in self.rules:
+            if rule.id in ids:
+                raise KnowledgeError(f"rule {rule.id}: duplicate id")
+            ids.add(rule.id)
+            for ind in rule.indications or []:
+                if ind not in self.indications:
+                    raise KnowledgeError(f"rule {rule.id}: unknown indication {ind!r}")
+            for p in loader.iter_predicates(rule.when):
+                if p.field is None:
+                    continue
+                kind = f.kind_of(p.field)
+                if kind is None:
+                    raise KnowledgeError(f"rule {rule.id}: field {p.field!r} is not a patient field (known: {', '.join(f.known_fields())})")
+                if p.has is not None:
+                    if kind != "list":
+                        raise KnowledgeError(f"rule {rule.id}: 'has' needs a list field, not {p.field!r}")
+                    vocab = {"conditions": self.conditions, "medication_classes": f.INTERACTION_CLASSES}.get(p.field)
+                    if vocab is not None and p.has not in vocab:
+                        raise KnowledgeError(f"rule {rule.id}: {p.field} has unknown value {p.has!r}")
+                if p.op is not None and kind != "number" and p.op not in ("==", "!="):
+                    raise KnowledgeError(f"rule {rule.id}: op {p.op!r} needs a numeric field, not {p.field!r}")
+                if p.is_ is not None and kind != "bool":
+                    raise KnowledgeError(f"rule {rule.id}: 'is' needs a true/false field, not {p.field!r}")
+                if p.in_ is not None and kind == "screening":
+                    bad = set(p.in_) - set(f.SCREENING_RESULTS)
+                    if bad:
+                        raise KnowledgeError(f"rule {rule.id}: {p.field} has unknown result(s) {sorted(bad)}")
+
+
+def _term_index(terms: dict[str, s.Term], codes: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in terms.values():
+        keys = [t.id, t.label, *t.synonyms]
+        if codes:
+            keys += t.snomed + t.icd10
+        for k in keys:
+            out.setdefault(_key(k), t.id)
+    return out
+
+
+def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
+    """Parse every data file under ``data_dir``, validate and cross-check."""
+    if not data_dir.is_dir():
+        raise KnowledgeError(f"{data_dir}: knowledge data folder not found")
+    sources: dict[str, s.Source] = {}
+    for path in sorted((data_dir / "sources").glob("*.yaml")):
+        for src in loader.parse_list(path, s.Source):
+            if src.id in sources:
+                raise KnowledgeError(f"{path.name}: source {src.id!r} is defined twice")
+            sources[src.id] = src
+    drugs: dict[str, s.DrugFile] = {}
+    for path in sorted((data_dir / "drugs").glob("*.yaml")):
+        d = loader.parse_one(path, s.DrugFile)
+        if d.name != path.stem:
+            raise KnowledgeError(f"{path.name}: name {d.name!r} does not match the file name")
+        drugs[d.name] = d
+
+    def optional(name: str, sections: dict[str, type]) -> dict[str, list[Any]]:
+        path = data_dir / name
+        return loader.parse_sections(path, sections) if path.exists() else {k: [] for k in sections}
+
+    ind = optional("indications.yaml", {"indications": s.Term, "evidence": s.Evidence})
+    cond = optional("conditions.yaml", {"conditions": s.Term})
+    meds = optional("medications.yaml", {"medications": s.MedicationEntry})
+    labs = optional("labs.yaml", {"labs": s.LabDef})
+    facts = optional("class_facts.yaml", {"facts": s.ClassFact})
+    kb = KnowledgeBase(
+        drugs=drugs,
+        sources=sources,
+        indications={t.id: t for t in ind["indications"]},
+        evidence=ind["evidence"],
+        conditions={t.id: t for t in cond["conditions"]},
+        medications={m.name: m for m in meds["medications"]},
+        labs={x.id: x for x in labs["labs"]},
+        class_facts=facts["facts"],
+        data_dir=data_dir,
+    )
+    kb._index_names()
+    kb.check()
+    return kb

@@ -1,0 +1,72 @@
+"""The patient facts a rule may read, and their value vocabularies (one source of truth for
+the rule validator, the patient model and the cohort compiler)."""
+
+from __future__ import annotations
+
+NUMERIC = {"age": "years", "weight_kg": "kg"}
+LAB_UNITS = {
+    "anc": "10^9/L",
+    "alc": "10^9/L",
+    "platelets": "10^9/L",
+    "hb": "g/dL",
+    "egfr": "mL/min/1.73m2",
+    "crcl": "mL/min",
+    "alt": "U/L",
+    "ast": "U/L",
+}
+BOOLEAN = ("pregnant", "breastfeeding")
+CHOICE = {
+    "sex": ("female", "male"),
+    "smoking": ("never", "former", "former-long-time", "current"),
+    "indication": (),  # any indication slug
+}
+LISTS = ("conditions", "medication_classes", "vaccines_planned")
+ENZYMES = ("CYP2C19", "CYP2C9")
+METABOLIZER = ("poor", "intermediate", "normal", "rapid", "ultrarapid")
+SCREENING_RESULTS = ("negative", "positive", "indeterminate", "not-done", "done")
+INTERACTION_CLASSES = (
+    "strong-cyp3a4-inhibitor",
+    "moderate-cyp3a4-inhibitor",
+    "strong-cyp3a4-inducer",
+    "moderate-cyp3a4-inducer",
+    "oat3-inhibitor",
+    "strong-cyp2c19-inhibitor",
+    "moderate-cyp2c9-inhibitor",
+    "dual-cyp3a4-cyp2c19-inhibitor",
+    "strong-cyp1a2-inhibitor",
+    "p-gp-inhibitor",
+    "bcrp-substrate",
+    "antiplatelet",
+    "anticoagulant",
+    "biologic-dmard",
+    "potent-immunosuppressant",
+)
+SCREENING_TESTS = ("tuberculosis", "hepatitis-b", "hepatitis-c", "zoster-vaccine", "hiv", "pregnancy-test")
+
+
+def kind_of(field: str) -> str | None:
+    """'number', 'bool', 'choice', 'list', 'screening' or None for an unknown field."""
+    if field in NUMERIC or (field.startswith("labs.") and field[5:] in LAB_UNITS):
+        return "number"
+    if field in BOOLEAN:
+        return "bool"
+    if field in CHOICE or (field.startswith("metabolizer.") and field[12:] in ENZYMES):
+        return "choice"
+    if field in LISTS:
+        return "list"
+    if field.startswith("screening.") and field[10:] in SCREENING_TESTS:
+        return "screening"
+    return None
+
+
+def known_fields() -> list[str]:
+    """Every field name a predicate may use."""
+    return (
+        list(NUMERIC)
+        + [f"labs.{k}" for k in LAB_UNITS]
+        + list(BOOLEAN)
+        + list(CHOICE)
+        + [f"metabolizer.{e}" for e in ENZYMES]
+        + list(LISTS)
+        + [f"screening.{t}" for t in SCREENING_TESTS]
+    )

@@ -1,0 +1,329 @@
+"""The knowledge base's shape: frozen pydantic models for every YAML data file.
+
+Every fact carries ``sources``: citations ``"<source-id>"`` or ``"<source-id>#<section>"``
+into the source registry (``data/sources/*.yaml``). A fact without a source fails validation.
+"""
+
+from __future__ import annotations
+
+import re
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Kinase = Literal["JAK1", "JAK2", "JAK3", "TYK2"]
+Regulator = Literal["FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada"]
+REGULATORS: tuple[str, ...] = ("FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada")
+KINASES: tuple[str, ...] = ("JAK1", "JAK2", "JAK3", "TYK2")
+Route = Literal["oral", "topical"]
+Status = Literal["contraindicated", "do-not-start", "avoid", "caution", "ok"]
+STATUS_ORDER: tuple[str, ...] = ("contraindicated", "do-not-start", "avoid", "caution", "ok")
+Decision = Literal["approved", "rejected", "withdrawn", "refused", "designation"]
+DrugClass = Literal["pan-jak", "selective", "allosteric-tyk2", "jak3-tec-covalent"]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Citation = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*(#.+)?$")]
+Sources = Annotated[list[Citation], Field(min_length=1)]
+PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+class Model(BaseModel):
+    """Base: frozen, strict about unknown keys (a typo in YAML is an error, not silence)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Cited(Model):
+    """A piece of text with its sources."""
+
+    text: str
+    sources: Sources
+
+
+def _partial_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat() if isinstance(value, dt.date) else str(value)
+    if not PARTIAL_DATE.match(text):
+        raise ValueError(f"date {text!r} is not ISO 8601 (YYYY, YYYY-MM or YYYY-MM-DD)")
+    return text
+
+
+class Source(Model):
+    """One entry of the source registry: a label, a regulator's record, a paper, the seed."""
+
+    id: Citation
+    kind: Literal["label", "regulator-record", "paper", "seed", "guideline", "web"]
+    title: str
+    regulator: Regulator | None = None
+    product: str | None = None
+    date: str | None = Field(None, description="publication / label revision date, ISO 8601 partial")
+    url: str | None = None
+    doi: str | None = None
+    as_of: dt.date = Field(description="when jakinib last checked this source")
+    note: str | None = Field(None, description="discrepancies or caveats found while checking")
+
+    _date = field_validator("date", mode="before")(_partial_date)
+
+    @model_validator(mode="after")
+    def _needs_anchor(self) -> Source:
+        if self.kind == "label" and not (self.regulator and self.product and self.date):
+            raise ValueError("a label source needs regulator, product and date")
+        if self.kind == "paper" and not self.doi:
+            raise ValueError("a paper source needs a doi")
+        return self
+
+
+class Target(Model):
+    """Enzyme potency against one kinase."""
+
+    kinase: Kinase
+    ic50_nM: float | None = Field(None, gt=0)
+    atp_uM: float | None = Field(None, gt=0, description="ATP concentration of the assay, µM")
+    assay: str | None = None
+    binding: Literal["atp-site", "pseudokinase-jh2", "covalent"] = "atp-site"
+    sources: Sources
+
+
+class Brand(Model):
+    name: str
+    regulators: list[Regulator] = Field(default_factory=list)
+
+
+class Product(Model):
+    """A marketed form of a drug (tablets vs cream are different products)."""
+
+    id: Slug
+    route: Route
+    formulation: str
+    strengths: list[str] = Field(min_length=1)
+    brands: list[Brand] = Field(min_length=1)
+    sources: Sources
+
+
+class Approval(Model):
+    """One regulatory decision: product × regulator × indication (extensions are records of their own)."""
+
+    product: Slug
+    regulator: Regulator
+    indication: Slug
+    decision: Decision = "approved"
+    date: str | None
+    min_age_years: float | None = Field(None, ge=0)
+    population: str | None = None
+    dose: str | None = None
+    kind: Literal["initial", "new-indication", "age-extension", "new-product", "other"] = "new-indication"
+    sources: Sources
+
+    _date = field_validator("date", mode="before")(_partial_date)
+
+
+class Dose(Model):
+    """The standard dose of a product for one indication under one regulator's label."""
+
+    indication: Slug
+    mg: float | None = Field(None, gt=0)
+    every_h: float | None = Field(None, gt=0)
+    text: str
+    sources: Sources
+
+
+class BoxedWarning(Model):
+    topics: list[Slug] = Field(min_length=1)
+    text: str | None = None
+    sources: Sources
+
+
+class Warning_(Model):
+    topic: Slug
+    text: str
+    sources: Sources
+
+
+class ScreeningItem(Model):
+    """A test to do before starting; the slug is a patient screening key."""
+
+    test: Slug
+    text: str
+    sources: Sources
+
+
+class MonitoringItem(Model):
+    """A test to repeat on treatment; dates are counted from the start (``today``)."""
+
+    test: Slug
+    text: str
+    at_weeks: list[float] = Field(default_factory=list, description="weeks after start (0 = baseline)")
+    then_every_weeks: float | None = Field(None, gt=0)
+    sources: Sources
+
+
+class AdverseEffect(Model):
+    term: str
+    frequency: str | None = Field(None, description="label wording, e.g. 'very common (>=1/10)' or '4.2%'")
+    sources: Sources
+
+
+class Label(Model):
+    """What one regulator's label says about one product: safety, dosing, screening, monitoring."""
+
+    product: Slug
+    regulator: Regulator
+    boxed_warning: BoxedWarning | None = None
+    contraindications: list[Cited] = Field(default_factory=list)
+    warnings: list[Warning_] = Field(default_factory=list)
+    restrictions: list[Cited] = Field(default_factory=list)
+    pregnancy: Cited | None = None
+    breastfeeding: Cited | None = None
+    vaccines: Cited | None = None
+    screening: list[ScreeningItem] = Field(default_factory=list)
+    monitoring: list[MonitoringItem] = Field(default_factory=list)
+    doses: list[Dose] = Field(default_factory=list)
+    adverse_effects: list[AdverseEffect] = Field(default_factory=list)
+    sources: Sources
+
+
+# ---- rules: structured predicates (no eval) -------------------------------------------------
+
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+
+
+class Predicate(Model):
+    """One node of a rule's condition. Exactly one form:
+
+    - ``{all: [...]}`` / ``{any: [...]}`` / ``{not: {...}}``
+    - ``{field: labs.alc, op: "<", value: 0.5}`` (labs compared in their canonical unit)
+    - ``{field: conditions, has: severe-hepatic-impairment}`` (list membership)
+    - ``{field: smoking, in: [current, former-long-time]}`` (value in a set)
+    - ``{field: pregnant, is: true}``
+    """
+
+    all: list[Predicate] | None = None
+    any: list[Predicate] | None = None
+    not_: Predicate | None = Field(None, alias="not")
+    field: str | None = None
+    op: Op | None = None
+    value: float | str | None = None
+    has: str | None = None
+    in_: list[str] | None = Field(None, alias="in")
+    is_: bool | None = Field(None, alias="is")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Predicate:
+        combinators = [x for x in (self.all, self.any, self.not_) if x is not None]
+        tests = [x for x in (self.op, self.has, self.in_, self.is_) if x is not None]
+        if len(combinators) + (1 if self.field else 0) != 1:
+            raise ValueError("a predicate is exactly one of all / any / not / field")
+        if self.field and len(tests) != 1:
+            raise ValueError(f"field {self.field!r} needs exactly one of op / has / in / is")
+        if self.op is not None and self.value is None:
+            raise ValueError(f"field {self.field!r}: op needs a value")
+        return self
+
+
+class DoseAction(Model):
+    mg: float = Field(gt=0)
+    every_h: float = Field(gt=0)
+    text: str
+
+
+class Rule(Model):
+    """A reviewable safety rule: when the predicate holds for a patient, the finding applies."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")]
+    products: list[Slug] = Field(min_length=1)
+    regulators: list[Regulator] = Field(min_length=1)
+    indications: list[Slug] | None = None
+    when: Predicate
+    status: Literal["contraindicated", "do-not-start", "avoid", "caution"]
+    message: str
+    dose: DoseAction | None = None
+    screening: Slug | None = Field(None, description="screening item this rule asks for")
+    sources: Sources
+
+
+class DrugFile(Model):
+    """One YAML file under ``data/drugs/``: a drug with its products, approvals, labels and rules."""
+
+    name: Slug
+    synonyms: list[str] = Field(default_factory=list)
+    drug_class: DrugClass = Field(alias="class")
+    generation: Literal["first", "second", "other"]
+    mechanism: str
+    selectivity: str | None = None
+    sources: Sources
+    targets: list[Target] = Field(min_length=1)
+    products: list[Product] = Field(min_length=1)
+    approvals: list[Approval] = Field(default_factory=list)
+    labels: list[Label] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    notes: list[Cited] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _products_known(self) -> DrugFile:
+        ids = {p.id for p in self.products}
+        for kind, items in (("approval", self.approvals), ("label", self.labels)):
+            for i, item in enumerate(items):
+                if item.product not in ids:
+                    raise ValueError(f"{kind} {i}: unknown product {item.product!r} (have {sorted(ids)})")
+        for rule in self.rules:
+            for product in rule.products:
+                if product not in ids:
+                    raise ValueError(f"rule {rule.id}: unknown product {product!r}")
+        return self
+
+
+class Term(Model):
+    """A controlled-vocabulary entry (indication, condition) with synonyms and codes."""
+
+    id: Slug
+    label: str
+    synonyms: list[str] = Field(default_factory=list)
+    snomed: list[str] = Field(default_factory=list)
+    icd10: list[str] = Field(default_factory=list)
+    dermatology: bool = False
+    sources: list[Citation] = Field(default_factory=list)
+
+
+class Evidence(Model):
+    """Evidence level for a drug (or the class) in an indication beyond approvals."""
+
+    indication: Slug
+    drug: Slug | None = None
+    level: Literal["approved", "trials", "case-reports", "off-label", "investigational"]
+    text: str
+    sources: Sources
+
+
+class MedicationEntry(Model):
+    """A non-JAK medicine mapped to interaction classes."""
+
+    name: Slug
+    synonyms: list[str] = Field(default_factory=list)
+    rxnorm: list[str] = Field(default_factory=list)
+    classes: list[Slug] = Field(min_length=1)
+    sources: Sources
+
+
+class LabDef(Model):
+    """A lab the checker reads: canonical unit, accepted units, plausible range, LOINC codes."""
+
+    id: Slug
+    label: str
+    unit: str
+    plausible: tuple[float, float]
+    loinc: list[str] = Field(default_factory=list)
+    sources: list[Citation] = Field(default_factory=list)
+
+
+class ClassFact(Model):
+    """A statement about JAK inhibitors as a class (mostly from the seed), as structured data."""
+
+    id: Slug
+    topic: Slug
+    text: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    sources: Sources
+
+
+Predicate.model_rebuild()
