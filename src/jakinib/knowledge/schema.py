@@ -242,6 +242,38 @@ class Rule(Model):
     sources: Sources
 
 
+class CellularPotency(Model):
+    """A measured cellular or whole-blood IC50 for one cytokine pathway (label 12.1 or a paper)."""
+
+    cytokine: str = Field(description="e.g. IL-6, IFN-alpha, EPO (see pathways)")
+    jaks: list[Kinase] = Field(min_length=1)
+    readout: str | None = Field(None, description="e.g. pSTAT3 in CD4+ T cells")
+    ic50_nM: float = Field(gt=0)
+    matrix: Literal["whole-blood", "cells"] = "whole-blood"
+    sources: Sources
+
+
+class PK(Model):
+    """Published pharmacokinetics of one product at a reference regimen (label 12.3 or pop-PK)."""
+
+    product: Slug
+    dose_mg: float = Field(gt=0)
+    every_h: float = Field(gt=0)
+    state: Literal["steady-state", "single-dose"] = "steady-state"
+    population: str | None = Field(None, description="e.g. healthy volunteers, RA patients")
+    mw_g_mol: float | None = Field(None, gt=0)
+    half_life_h: float | None = Field(None, gt=0)
+    tmax_h: float | None = Field(None, gt=0)
+    cmax_ng_ml: float | None = Field(None, gt=0)
+    auc_ng_h_ml: float | None = Field(None, gt=0, description="AUC over one dosing interval (tau)")
+    cl_f_l_h: float | None = Field(None, gt=0, description="apparent oral clearance CL/F")
+    v_f_l: float | None = Field(None, gt=0, description="apparent volume V/F")
+    fraction_unbound: float | None = Field(None, gt=0, le=1)
+    bioavailability: float | None = Field(None, gt=0, le=1)
+    notes: str | None = None
+    sources: Sources
+
+
 class DrugFile(Model):
     """One YAML file under ``data/drugs/``: a drug with its products, approvals, labels and rules."""
 
@@ -257,12 +289,14 @@ class DrugFile(Model):
     approvals: list[Approval] = Field(default_factory=list)
     labels: list[Label] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    cellular: list[CellularPotency] = Field(default_factory=list)
+    pk: list[PK] = Field(default_factory=list)
     notes: list[Cited] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _products_known(self) -> DrugFile:
         ids = {p.id for p in self.products}
-        for kind, items in (("approval", self.approvals), ("label", self.labels)):
+        for kind, items in (("approval", self.approvals), ("label", self.labels), ("pk", self.pk)):
             for i, item in enumerate(items):
                 if item.product not in ids:
                     raise ValueError(f"{kind} {i}: unknown product {item.product!r} (have {sorted(ids)})")
