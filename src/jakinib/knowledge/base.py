@@ -251,6 +251,11 @@ class KnowledgeBase:
                 raise KnowledgeError(f"{where}: cites unknown source {sid!r}")
             if src.kind == "label" and not section:
                 raise KnowledgeError(f"{where}: cites label {sid!r} without a section (use {sid}#<section>)")
+        for ev in self.evidence:
+            if ev.indication not in self.indications:
+                raise KnowledgeError(f"evidence.yaml: unknown indication {ev.indication!r}")
+            if ev.drug is not None and ev.drug not in self.drugs:
+                raise KnowledgeError(f"evidence.yaml: {ev.indication}: unknown drug {ev.drug!r}")
         for d in self.drugs.values():
             for a in d.approvals:
                 if a.indication not in self.indications:
@@ -325,7 +330,8 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
         path = data_dir / name
         return loader.parse_sections(path, sections) if path.exists() else {k: [] for k in sections}
 
-    ind = optional("indications.yaml", {"indications": s.Term, "evidence": s.Evidence})
+    ind = optional("indications.yaml", {"indications": s.Term})
+    evidence = optional("evidence.yaml", {"evidence": s.Evidence})
     cond = optional("conditions.yaml", {"conditions": s.Term})
     meds = optional("medications.yaml", {"medications": s.MedicationEntry})
     labs = optional("labs.yaml", {"labs": s.LabDef})
@@ -334,7 +340,7 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
         drugs=drugs,
         sources=sources,
         indications={t.id: t for t in ind["indications"]},
-        evidence=ind["evidence"],
+        evidence=evidence["evidence"],
         conditions={t.id: t for t in cond["conditions"]},
         medications={m.name: m for m in meds["medications"]},
         labs={x.id: x for x in labs["labs"]},
