@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from jakinib.errors import InputError, JakinibError, KnowledgeError
 
 if TYPE_CHECKING:
     from jakinib.knowledge import KnowledgeBase
+    from jakinib.safety import Patient, Report
 
 __version__ = "0.1.0"
 
@@ -28,4 +30,50 @@ def load(data_dir: Path | None = None) -> KnowledgeBase:
     return base.build(Path(data_dir) if data_dir else loader.DATA_DIR)
 
 
-__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "load"]
+def read_patient(data: Any, kb: KnowledgeBase | None = None, today: date | None = None) -> Patient:
+    """A Patient from a Patient, a dict (simple JSON form or a FHIR Bundle) or a JSON file path."""
+    import json
+
+    from jakinib.safety.patient import Patient, parse_patient
+
+    if isinstance(data, Patient):
+        return data
+    kb = kb or load()
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+    if isinstance(data, dict) and data.get("resourceType") is not None:
+        from jakinib.interop.fhir import patient_from_bundle
+
+        return patient_from_bundle(data, kb, today)
+    return parse_patient(data, kb)
+
+
+def check(
+    patient: Any,
+    drugs: list[str] | None = None,
+    regulator: str = "FDA",
+    indication: str | None = None,
+    today: date | None = None,
+) -> Report:
+    """Assess JAK inhibitors for one patient under one regulator's labels.
+
+    >>> import jakinib
+    >>> report = jakinib.check({"age": 40, "sex": "male"}, drugs=["upadacitinib"], regulator="EMA")
+    >>> report.assessments[0].drug
+    'upadacitinib'
+    """
+    from jakinib.safety.engine import check as run
+
+    kb = load()
+    return run(kb, read_patient(patient, kb, today), drugs, regulator, indication, today)
+
+
+__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient"]

@@ -62,6 +62,7 @@ class KnowledgeBase:
     medications: dict[str, s.MedicationEntry]
     labs: dict[str, s.LabDef]
     class_facts: list[s.ClassFact]
+    codes: list[s.CodeMapping]
     data_dir: Path
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -114,6 +115,11 @@ class KnowledgeBase:
             for k in [m.name, *m.synonyms, *m.rxnorm]:
                 out.setdefault(_key(k), m.name)
         return out
+
+    @cached_property
+    def code_index(self) -> dict[tuple[str, str], s.CodeMapping]:
+        """(system, code) -> mapping, for FHIR input."""
+        return {(c.system, c.code): c for c in self.codes}
 
     def indication(self, name: str) -> s.Term:
         key = _key(name)
@@ -176,6 +182,19 @@ class KnowledgeBase:
     def rules(self) -> list[s.Rule]:
         return [r for d in self.drugs.values() for r in d.rules]
 
+    @cached_property
+    def _rules_index(self) -> dict[tuple[str, str], tuple[s.Rule, ...]]:
+        index: dict[tuple[str, str], list[s.Rule]] = {}
+        for r in self.rules:
+            for p in r.products:
+                for reg in r.regulators:
+                    index.setdefault((p, reg), []).append(r)
+        return {k: tuple(v) for k, v in index.items()}
+
+    def rules_for(self, product: str, regulator: str) -> tuple[s.Rule, ...]:
+        """The rules scoped to one product under one regulator."""
+        return self._rules_index.get((product, regulator), ())
+
     def search(self, text: str) -> list[dict[str, str]]:
         """Drugs, brands, indications, conditions, adverse effects and class facts matching ``text``."""
         q = text.strip().lower()
@@ -237,7 +256,7 @@ class KnowledgeBase:
         for d in self.drugs.values():
             yield from loader.iter_citations(d, d.name)
         for group in (self.indications.values(), self.conditions.values(), self.medications.values(),
-                      self.labs.values(), self.class_facts, self.evidence):
+                      self.labs.values(), self.class_facts, self.evidence, self.codes):
             for item in group:
                 yield from loader.iter_citations(item, getattr(item, "id", "") or getattr(item, "name", ""))
 
@@ -264,6 +283,9 @@ class KnowledgeBase:
                 for dose in lab.doses:
                     if dose.indication not in self.indications:
                         raise KnowledgeError(f"drugs/{d.name}.yaml: label {lab.product}/{lab.regulator}: dose for unknown indication {dose.indication!r}")
+        for c in self.codes:
+            if f.kind_of(c.field) is None and not c.field.startswith("conditions"):
+                raise KnowledgeError(f"codes.yaml: {c.system} {c.code}: unknown patient field {c.field!r}")
         ids: set[str] = set()
         for m in self.medications.values():
             bad = set(m.classes) - set(f.INTERACTION_CLASSES)
@@ -336,6 +358,7 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
     meds = optional("medications.yaml", {"medications": s.MedicationEntry})
     labs = optional("labs.yaml", {"labs": s.LabDef})
     facts = optional("class_facts.yaml", {"facts": s.ClassFact})
+    codes = optional("codes.yaml", {"codes": s.CodeMapping})
     kb = KnowledgeBase(
         drugs=drugs,
         sources=sources,
@@ -345,6 +368,7 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
         medications={m.name: m for m in meds["medications"]},
         labs={x.id: x for x in labs["labs"]},
         class_facts=facts["facts"],
+        codes=codes["codes"],
         data_dir=data_dir,
     )
     kb._index_names()

@@ -360,4 +360,15 @@ class ClassFact(Model):
     sources: Sources
 
 
+class CodeMapping(Model):
+    """A clinical code (LOINC, SNOMED CT, CVX) mapped to a patient field (and value, for answers)."""
+
+    system: Literal["loinc", "snomed", "cvx", "icd10", "rxnorm"]
+    code: str
+    display: str
+    field: str = Field(description="patient field it informs, e.g. screening.tuberculosis, pregnant, smoking")
+    value: str | bool | None = Field(None, description="the value it means, for answer codes")
+    sources: Sources
+
+
 Predicate.model_rebuild()

@@ -1,0 +1,268 @@
+"""The ``jakinib`` command line: every capability from the terminal, ``--json`` everywhere.
+
+Heavy modules are imported inside the commands so ``jakinib --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jakinib.errors import JakinibError
+
+app = typer.Typer(
+    help="jakinib: the cited reference system for JAK inhibitors.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(help="Validate and describe the knowledge base.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+
+
+def _kb() -> Any:
+    import jakinib
+
+    return jakinib.load()
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    _console().print(table)
+
+
+@app.command()
+def drugs(as_json: JsonOpt = False) -> None:
+    """List every JAK inhibitor with class, targets, routes and where it is approved."""
+    from jakinib.knowledge import views
+
+    kb = _kb()
+    rows = [views.drug_summary(kb, d) for d in kb.drugs.values()]
+    if as_json:
+        return _emit_json(rows)
+    _table("JAK inhibitors", ["drug", "class", "targets", "routes", "brands", "approved by"],
+           [[r["name"], r["class"], ", ".join(r["targets"]), ", ".join(r["routes"]), ", ".join(r["brands"]),
+             ", ".join(r["regulators"])] for r in rows])
+
+
+@app.command()
+def drug(name: str, as_json: JsonOpt = False) -> None:
+    """One drug: identity, targets, products, boxed warnings and approvals (by generic, brand or synonym)."""
+    from jakinib.knowledge import views
+
+    kb = _kb()
+    d = kb.drug(name)
+    data = views.drug_json(kb, d)
+    if as_json:
+        return _emit_json(data)
+    con = _console()
+    con.print(f"[bold]{d.name}[/bold] ({', '.join(data['brands'])}) — {d.drug_class}, {d.generation} generation")
+    con.print(d.mechanism)
+    if d.selectivity:
+        con.print(f"Selectivity: {d.selectivity}")
+    _table("Enzyme IC50", ["kinase", "IC50 nM", "ATP µM", "sources"],
+           [[t.kinase, t.ic50_nM, t.atp_uM, ", ".join(t.sources)] for t in d.targets])
+    _table("Products", ["product", "route", "formulation", "strengths", "boxed warning"],
+           [[p["name"], p["route"], p["formulation"], ", ".join(p["strengths"]),
+             "; ".join(f"{b['regulator']}: {', '.join(b['topics'])}" for b in p["boxed_warnings"]) or "none recorded"]
+            for p in data["products"]])
+    _print_approvals(data["approvals"])
+
+
+def _print_approvals(rows: list[dict[str, Any]]) -> None:
+    _table("Approvals", ["drug", "product", "regulator", "indication", "decision", "date", "min age", "population"],
+           [[r["drug"], r["product"], r["regulator"], r["indication"], r["decision"], r["date"],
+             r["min_age_years"], r["population"]] for r in rows])
+
+
+@app.command()
+def approvals(
+    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym.")] = None,
+    regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada.")] = None,
+    indication: Annotated[str | None, typer.Option(help="Indication slug or synonym (e.g. AD, eczema).")] = None,
+    age: Annotated[float | None, typer.Option(help="Only approvals that include this age (years).")] = None,
+    all_decisions: Annotated[bool, typer.Option("--all", help="Include rejections and withdrawals.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approvals filtered by drug, regulator, indication and age."""
+    if age is not None and not 0 <= age <= 130:
+        raise JakinibError(f"--age {age:g} is not a plausible age in years (0-130)")
+    kb = _kb()
+    rows = [r.to_json() for r in kb.approvals(drug, regulator, indication, age, None if all_decisions else "approved")]
+    if as_json:
+        return _emit_json(rows)
+    _print_approvals(rows)
+    if not rows:
+        _console().print("No recorded approval matches. (Absence here is not proof of absence: see `jakinib kb stats`.)")
+
+
+@app.command()
+def compare(names: Annotated[list[str], typer.Argument(help="Two or more drugs.")], as_json: JsonOpt = False) -> None:
+    """Drugs side by side: class, enzyme IC50s, routes, approvals by regulator, boxed warnings."""
+    from jakinib.knowledge import schema, views
+
+    kb = _kb()
+    data = views.compare_json(kb, [kb.drug(n) for n in names])
+    if as_json:
+        return _emit_json(data)
+    _table("Comparison", ["drug", "class", *[f"{k} IC50 nM" for k in schema.KINASES], "routes", "approved by", "boxed (by)"],
+           [[r["name"], r["class"], *[r["ic50_nM"].get(k) for k in schema.KINASES], ", ".join(r["routes"]),
+             ", ".join(sorted(r["approved"])), ", ".join(r["boxed_warning_regulators"])] for r in data["drugs"]])
+
+
+@app.command()
+def search(text: str, as_json: JsonOpt = False) -> None:
+    """Search drugs, brands, indications, adverse effects and class facts."""
+    hits = _kb().search(text)
+    if as_json:
+        return _emit_json(hits)
+    _table(f"Search: {text}", ["kind", "id", "label", "matched"], [[h["kind"], h["id"], h["label"], h["match"]] for h in hits])
+
+
+@app.command()
+def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.")] = None, as_json: JsonOpt = False) -> None:
+    """The source registry (labels, regulator records, papers, the seed), or one source."""
+    from jakinib.errors import UnknownNameError
+    from jakinib.knowledge import views
+
+    kb = _kb()
+    if source_id:
+        sid = source_id.partition("#")[0]
+        if sid not in kb.sources:
+            raise UnknownNameError("source", sid, kb.sources)
+        chosen = [kb.sources[sid]]
+    else:
+        chosen = list(kb.sources.values())
+    data = [views.source_json(x) for x in chosen]
+    if as_json:
+        return _emit_json(data if not source_id else data[0])
+    _table("Sources", ["id", "kind", "title", "regulator", "date", "as of", "url / doi"],
+           [[x.id, x.kind, x.title, x.regulator, x.date, x.as_of, x.url or x.doi] for x in chosen])
+
+
+@app.command()
+def check(
+    patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
+    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
+    regulator: Annotated[str, typer.Option(help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada.")] = "FDA",
+    indication: Annotated[str | None, typer.Option(help="Indication (overrides the patient's).")] = None,
+    today: Annotated[str | None, typer.Option(help="Date to count monitoring from (YYYY-MM-DD); default today.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Can this patient start these JAK inhibitors here? Status, findings, dose, screening, monitoring."""
+    import datetime as dt
+
+    import jakinib
+
+    day = None
+    if today:
+        try:
+            day = dt.date.fromisoformat(today)
+        except ValueError:
+            raise JakinibError(f"--today {today!r} is not a date (YYYY-MM-DD)") from None
+    report = jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=day)
+    if as_json:
+        return _emit_json(report.to_json())
+    _print_report(report)
+
+
+STATUS_STYLE = {"contraindicated": "bold white on red", "do-not-start": "bold red", "avoid": "bold yellow",
+                "caution": "yellow", "ok": "bold green"}
+
+
+def _print_report(report: Any) -> None:
+    con = _console()
+    con.print(f"[bold]Assessment[/bold] under {report.regulator} labels, indication: {report.indication or 'not given'}, "
+              f"today: {report.today}")
+    for a in report.assessments:
+        con.print()
+        con.print(f"[bold]{a.drug}[/bold] ({a.product}, {a.route}): [{STATUS_STYLE[a.status]}]{a.status}[/]")
+        if a.dose:
+            adj = f" — adjusted: {a.dose.reason}" if a.dose.adjusted else ""
+            con.print(f"  dose: {a.dose.text}{adj}")
+        for fnd in a.findings:
+            con.print(f"  [{STATUS_STYLE[fnd.severity]}]{fnd.severity:>15}[/] {fnd.message} [dim]({', '.join(fnd.sources)})[/dim]",
+                      highlight=False)
+        if a.screening_missing:
+            con.print(f"  screen before starting: {', '.join(a.screening_missing)}")
+        if a.monitoring:
+            con.print("  monitoring: " + "; ".join(f"{m.test} {m.date or m.when}" for m in a.monitoring[:8]))
+
+
+@kb_app.command("validate")
+def kb_validate(
+    data_dir: Annotated[Path | None, typer.Option(help="Validate this data folder instead of the bundled one.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load and cross-check every data file; exit 2 with one line naming file, record and field."""
+    from jakinib.knowledge import base, loader
+
+    kb = base.build(data_dir or loader.DATA_DIR)
+    stats = kb.stats()
+    if as_json:
+        return _emit_json({"valid": True, **stats})
+    _console().print(f"valid: {stats['drugs']} drugs, {stats['approvals']} approvals, {stats['rules']} rules, "
+                     f"{stats['sources']} sources, {stats['citations']} citations")
+
+
+@kb_app.command("stats")
+def kb_stats(as_json: JsonOpt = False) -> None:
+    """Counts, uncited facts (always 0: the schema refuses them) and the review date."""
+    stats = _kb().stats()
+    if as_json:
+        return _emit_json(stats)
+    _table("Knowledge base", ["what", "count"], [[k, v] for k, v in stats.items()])
+
+
+def main() -> None:
+    """Console-script entry: run the app; any JakinibError is one line on stderr and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except JakinibError as exc:
+        if "--json" in sys.argv:
+            from jakinib.errors import error_body
+
+            _emit_json(error_body(exc))
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # usage errors (Typer's vendored click) and anything unexpected
+        import os
+
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if type(exc).__name__ == "Abort":
+            raise SystemExit(130) from None
+
+        if os.environ.get("JAKINIB_DEBUG"):
+            raise
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {exc}); set JAKINIB_DEBUG=1 for details\n")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""FHIR R4 in: a Bundle (or a list of resources) -> the simple patient JSON -> :class:`Patient`.
+
+Parsed leniently at the boundary (real EHR payloads are often slightly off-spec: a Bundle without
+``type``, an entry without ``fullUrl``): only the elements jakinib uses are read and checked.
+Codes are mapped through the knowledge base (labs.yaml LOINC, conditions.yaml SNOMED CT / ICD-10,
+medications.yaml RxNorm, codes.yaml for answers, screening and vaccines); whatever could not be
+mapped is reported in ``unmapped``, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from jakinib.errors import FhirError, JakinibError
+from jakinib.knowledge.base import KnowledgeBase
+from jakinib.safety.patient import Patient, parse_patient
+
+SYSTEMS = {
+    "http://loinc.org": "loinc",
+    "http://snomed.info/sct": "snomed",
+    "http://hl7.org/fhir/sid/cvx": "cvx",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+    "http://hl7.org/fhir/sid/icd-10": "icd10",
+    "http://hl7.org/fhir/sid/icd-10-cm": "icd10",
+}
+INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
+EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+OBS_OK = {"final", "amended", "corrected", "preliminary", "registered"}
+MED_ACTIVE = {"active", "on-hold", "draft", "intended", "unknown"}
+
+
+def _codings(concept: Any) -> list[tuple[str, str, str]]:
+    """(system-slug, code, display) for each coding of a CodeableConcept; text as ('text', text, text)."""
+    if not isinstance(concept, dict):
+        return []
+    out = []
+    for c in concept.get("coding") or []:
+        if isinstance(c, dict) and c.get("code") is not None:
+            out.append((SYSTEMS.get(str(c.get("system", "")).rstrip("/"), "other"), str(c["code"]), str(c.get("display") or c["code"])))
+    if isinstance(concept.get("text"), str):
+        out.append(("text", concept["text"], concept["text"]))
+    return out
+
+
+def _label(concept: Any) -> str:
+    codings = _codings(concept)
+    return codings[0][2] if codings else "(no code)"
+
+
+def resources(payload: Any) -> list[dict[str, Any]]:
+    """The resources of a Bundle (lenient: missing ``type`` is fine), or of a list of resources."""
+    if isinstance(payload, list):
+        items = payload
+    elif isinstance(payload, dict) and payload.get("resourceType") == "Bundle":
+        entries = payload.get("entry") or []
+        if not isinstance(entries, list):
+            raise FhirError("Bundle.entry: expected a list")
+        items = []
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or not isinstance(e.get("resource"), dict):
+                raise FhirError(f"Bundle.entry[{i}]: expected an object with a 'resource'")
+            items.append(e["resource"])
+    elif isinstance(payload, dict) and isinstance(payload.get("resourceType"), str):
+        items = [payload]
+    else:
+        raise FhirError("expected a FHIR Bundle (resourceType 'Bundle') or a resource")
+    for i, r in enumerate(items):
+        if not isinstance(r, dict) or not isinstance(r.get("resourceType"), str):
+            raise FhirError(f"resource {i}: missing resourceType")
+    return items
+
+
+def _age(birth: Any, today: dt.date) -> float:
+    try:
+        text = str(birth)
+        born = dt.date.fromisoformat(text if len(text) == 10 else (text + "-07-01")[:10] if len(text) == 4 else text + "-15")
+    except ValueError:
+        raise FhirError(f"Patient.birthDate: {birth!r} is not a FHIR date") from None
+    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return float(years)
+
+
+def _when(res: dict[str, Any]) -> str:
+    for key in ("effectiveDateTime", "issued", "occurrenceDateTime", "recordedDate", "authoredOn", "date"):
+        if isinstance(res.get(key), str):
+            return res[key]
+    period = res.get("effectivePeriod")
+    return period.get("end") or period.get("start") or "" if isinstance(period, dict) else ""
+
+
+def bundle_to_simple(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The simple patient JSON for a Bundle, and the list of things that could not be mapped."""
+    today = today or dt.date.today()
+    items = resources(payload)
+    simple: dict[str, Any] = {"conditions": [], "labs": {}, "medications": [], "screening": {}}
+    unmapped: list[str] = []
+    lab_by_loinc = {code: lab.id for lab in kb.labs.values() for code in lab.loinc}
+    latest: dict[str, str] = {}
+    patients = [r for r in items if r["resourceType"] == "Patient"]
+    if len(patients) > 1:
+        raise FhirError("Bundle holds more than one Patient")
+    if patients:
+        p = patients[0]
+        if p.get("birthDate"):
+            simple["age"] = _age(p["birthDate"], today)
+        if p.get("gender") in ("female", "male"):
+            simple["sex"] = p["gender"]
+    for r in items:
+        kind = r["resourceType"]
+        if kind == "Condition":
+            _condition(r, kb, simple, unmapped)
+        elif kind == "Observation":
+            _observation(r, kb, lab_by_loinc, simple, unmapped, latest)
+        elif kind in ("MedicationRequest", "MedicationStatement"):
+            _medication(r, kb, simple, unmapped)
+        elif kind == "Immunization":
+            _immunization(r, kb, simple, unmapped)
+        elif kind not in ("Patient", "OperationOutcome", "Encounter", "Practitioner", "Organization"):
+            unmapped.append(f"{kind} (resource type not read)")
+    return simple, unmapped
+
+
+def _status(r: dict[str, Any], key: str) -> str | None:
+    concept = r.get(key)
+    if isinstance(concept, str):
+        return concept
+    codes = _codings(concept)
+    return codes[0][1] if codes else None
+
+
+def _condition(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
+    if _status(r, "clinicalStatus") in INACTIVE_CONDITION or _status(r, "verificationStatus") in EXCLUDED_VERIFICATION:
+        return
+    for system, code, _ in _codings(r.get("code")):
+        if system in ("snomed", "icd10", "text"):
+            try:
+                simple["conditions"].append(kb.condition(code).id)
+                return
+            except JakinibError:
+                if system == "icd10" and "." in code:
+                    try:
+                        simple["conditions"].append(kb.condition(code.split(".")[0]).id)
+                        return
+                    except JakinibError:
+                        pass
+    unmapped.append(f"Condition {_label(r.get('code'))}")
+
+
+def _quantity(r: dict[str, Any]) -> dict[str, Any] | None:
+    q = r.get("valueQuantity")
+    if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)):
+        return None
+    unit = q.get("code") or q.get("unit")
+    if not unit:
+        raise FhirError(f"Observation {_label(r.get('code'))}: valueQuantity without a unit")
+    return {"value": q["value"], "unit": unit}
+
+
+def _answer(r: dict[str, Any], kb: KnowledgeBase, field: str) -> Any:
+    for system, code, display in _codings(r.get("valueCodeableConcept")) + _codings({"coding": [], "text": r.get("valueString")}):
+        m = kb.code_index.get((system, code))
+        if m is not None and m.field == field:
+            return m.value
+        if system == "text":
+            word = display.strip().lower()
+            if word in ("positive", "detected", "reactive"):
+                return "positive"
+            if word in ("negative", "not detected", "non-reactive", "nonreactive"):
+                return "negative"
+            if word in ("indeterminate", "equivocal"):
+                return "indeterminate"
+    for interp in r.get("interpretation") or []:
+        for _, code, _ in _codings(interp):
+            if code in ("POS", "A", "H", "HH"):
+                return "positive"
+            if code in ("NEG", "N"):
+                return "negative"
+            if code in ("IND", "E"):
+                return "indeterminate"
+    return None
+
+
+def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, str], simple: dict[str, Any],
+                 unmapped: list[str], latest: dict[str, str]) -> None:
+    if r.get("status") and r["status"] not in OBS_OK:
+        return
+    when = _when(r)
+    for system, code, _ in _codings(r.get("code")):
+        if system == "loinc" and code in lab_by_loinc:
+            lab = lab_by_loinc[code]
+            value = _quantity(r)
+            if value is None:
+                unmapped.append(f"Observation {_label(r.get('code'))} (no valueQuantity)")
+                return
+            if when >= latest.get(f"labs.{lab}", ""):
+                latest[f"labs.{lab}"] = when
+                simple["labs"][lab] = value
+            return
+        m = kb.code_index.get((system, code))
+        if m is None:
+            continue
+        value = m.value if m.value is not None else _answer(r, kb, m.field)
+        if value is None:
+            unmapped.append(f"Observation {m.display} (value not understood)")
+            return
+        if when < latest.get(m.field, ""):
+            return
+        latest[m.field] = when
+        if m.field.startswith("screening."):
+            test = m.field.split(".", 1)[1]
+            simple["screening"][test] = {"result": value, "date": when[:10]} if when else value
+        else:
+            simple[m.field] = value
+        return
+    unmapped.append(f"Observation {_label(r.get('code'))}")
+
+
+def _medication(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
+    if r.get("status") and r["status"] not in MED_ACTIVE:
+        return
+    concept = r.get("medicationCodeableConcept") or {}
+    for system, code, display in _codings(concept):
+        for key in (code, display) if system in ("rxnorm", "text") else (display,):
+            if kb.medication(key) is not None:
+                simple["medications"].append(kb.medication(key).name)  # type: ignore[union-attr]
+                return
+            try:
+                kb.drug(key)
+                return  # a JAK inhibitor: the drug being assessed, not a co-medication
+            except JakinibError:
+                pass
+    label = _label(concept) if concept else "(medicationReference not resolved)"
+    simple["medications"].append(label)  # the checker reports it as unmapped
+
+
+def _immunization(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
+    if r.get("status") and r["status"] != "completed":
+        return
+    for system, code, _ in _codings(r.get("vaccineCode")):
+        m = kb.code_index.get((system, code))
+        if m is not None and m.field.startswith("screening."):
+            when = _when(r)
+            simple["screening"][m.field.split(".", 1)[1]] = {"result": "done", "date": when[:10]} if when else "done"
+            return
+    unmapped.append(f"Immunization {_label(r.get('vaccineCode'))}")
+
+
+def patient_from_bundle(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> Patient:
+    """A :class:`Patient` from a FHIR Bundle; unmapped items are kept on the patient."""
+    simple, unmapped = bundle_to_simple(payload, kb, today)
+    patient = parse_patient(simple, kb)
+    return patient.model_copy(update={"unmapped": tuple(unmapped)})

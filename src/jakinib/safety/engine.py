@@ -1,0 +1,172 @@
+"""The checker: a patient, a regulator and drugs in; one assessment per drug out.
+
+All clinical content comes from the knowledge base (labels and rules); this module only
+combines it: approval and age check, rule evaluation (three-valued), screening still missing,
+the dose for the indication with rule-driven adjustments, and the monitoring plan with dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from jakinib.knowledge import schema as s
+from jakinib.knowledge.base import KnowledgeBase
+from jakinib.safety.patient import Patient
+from jakinib.safety.predicates import evaluate
+from jakinib.safety.report import (
+    Assessment,
+    DoseRecommendation,
+    Finding,
+    MonitoringEntry,
+    Report,
+    worst,
+)
+
+# Screening that must be complete before a first dose (labels: evaluate/test before starting).
+BLOCKING_SCREENING = ("tuberculosis", "hepatitis-b", "hepatitis-c")
+
+
+def choose_product(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> s.Product:
+    """The product to assess: one approved by the regulator for the indication, else one it approved, else the first."""
+    approved = [r.approval for r in kb.approvals(drug=drug.name, regulator=regulator)]
+    for p in drug.products:
+        if indication and any(a.product == p.id and a.indication == indication for a in approved):
+            return p
+    for p in drug.products:
+        if any(a.product == p.id for a in approved):
+            return p
+    return drug.products[0]
+
+
+def _approval_findings(kb: KnowledgeBase, drug: s.DrugFile, product: s.Product, regulator: str,
+                       indication: str | None, age: float | None) -> tuple[bool | None, list[Finding]]:
+    rows = [r.approval for r in kb.approvals(drug=drug.name, regulator=regulator) if r.product == product.id]
+    if not rows:
+        return False, [Finding(rule="approval.none", severity="avoid", sources=["seed"],
+                               message=f"No {regulator} approval of {drug.name} ({product.route}) is recorded in jakinib.")]
+    if indication is None:
+        return None, [Finding(rule="approval.indication-unknown", severity="caution", sources=sorted({c for a in rows for c in a.sources})[:3],
+                              needs=["indication"],
+                              message="No indication given: approval, age limit and dose for the indication were not checked.")]
+    matching = [a for a in rows if a.indication == indication]
+    if not matching:
+        return False, [Finding(rule="approval.off-label", severity="avoid", sources=sorted({c for a in rows for c in a.sources})[:3],
+                               message=f"{drug.name} ({product.route}) is not approved by {regulator} for {indication} (approved for: "
+                                       f"{', '.join(sorted({a.indication for a in rows}))}).")]
+    ages = [a.min_age_years for a in matching]
+    min_age = None if None in ages else min(a for a in ages if a is not None)
+    if min_age is not None and age is None:
+        return True, [Finding(rule="approval.age-unknown", severity="caution", needs=["age"],
+                              sources=list(matching[0].sources), message=f"Age unknown: approved from {min_age:g} years.")]
+    if min_age is not None and age is not None and age < min_age:
+        return False, [Finding(rule="approval.below-min-age", severity="avoid",
+                               sources=sorted({c for a in matching for c in a.sources}),
+                               message=f"{regulator} approval for {indication} starts at {min_age:g} years; patient is {age:g}.")]
+    return True, []
+
+
+def _screening(label: s.Label | None, patient: Patient) -> tuple[list[str], list[Finding]]:
+    missing, findings = [], []
+    if label is None:
+        return missing, findings
+    for item in label.screening:
+        scr = patient.screening.get(item.test)
+        result = scr.result if scr else "not-done"
+        if result in ("not-done", "indeterminate"):
+            missing.append(item.test)
+            blocking = item.test in BLOCKING_SCREENING
+            findings.append(Finding(
+                rule=f"screening.{item.test}", severity="do-not-start" if blocking else "caution",
+                needs=[f"screening.{item.test}"], sources=list(item.sources),
+                message=(f"{item.test.replace('-', ' ').capitalize()} screening {'indeterminate' if result == 'indeterminate' else 'not recorded'}: "
+                         f"{item.text}")))
+        elif result == "positive":
+            findings.append(Finding(rule=f"screening.{item.test}.positive", severity="caution", sources=list(item.sources),
+                                    message=f"Positive {item.test.replace('-', ' ')} screen: {item.text}"))
+    return missing, findings
+
+
+def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule]) -> DoseRecommendation | None:
+    base = None
+    if label is not None and indication is not None:
+        base = next((d for d in label.doses if d.indication == indication), None)
+    actions = [r for r in fired if r.dose is not None]
+    if actions:
+        chosen = min(actions, key=lambda r: r.dose.mg * 24 / r.dose.every_h)  # type: ignore[union-attr]
+        assert chosen.dose is not None
+        base_mg_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
+        if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h <= base_mg_day:
+            return DoseRecommendation(mg=chosen.dose.mg, every_h=chosen.dose.every_h, text=chosen.dose.text,
+                                      adjusted=True, reason=chosen.message, sources=list(chosen.sources))
+    if base is None:
+        return None
+    return DoseRecommendation(mg=base.mg, every_h=base.every_h, text=base.text, adjusted=False, reason=None,
+                              sources=list(base.sources))
+
+
+def _monitoring(label: s.Label | None, today: dt.date) -> list[MonitoringEntry]:
+    out: list[MonitoringEntry] = []
+    if label is None:
+        return out
+    for m in label.monitoring:
+        weeks = list(m.at_weeks)
+        dates = [today + dt.timedelta(weeks=w) for w in weeks]
+        if m.then_every_weeks:
+            start = weeks[-1] if weeks else 0
+            dates.append(today + dt.timedelta(weeks=start + m.then_every_weeks))
+        if not dates:
+            out.append(MonitoringEntry(test=m.test, when=m.text, date=None, sources=list(m.sources)))
+        for d in dates:
+            out.append(MonitoringEntry(test=m.test, when=m.text, date=d.isoformat(), sources=list(m.sources)))
+    return sorted(out, key=lambda e: (e.date or "9999", e.test))
+
+
+def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str,
+           indication: str | None, today: dt.date) -> Assessment:
+    """One drug for one patient under one regulator's labels."""
+    product = choose_product(kb, drug, regulator, indication)
+    label = kb.label(product.id, regulator)
+    approved, findings = _approval_findings(kb, drug, product, regulator, indication, patient.age)
+    if label is None:
+        findings.append(Finding(rule="label.none", severity="caution", sources=list(product.sources),
+                                message=f"No {regulator} label for {product.id} is recorded in jakinib: safety rules from that label were not checked."))
+    facts = patient.facts()
+    fired: list[s.Rule] = []
+    for rule in kb.rules_for(product.id, regulator):
+        if rule.indications and indication not in rule.indications:
+            continue
+        value, missing = evaluate(rule.when, facts)
+        if value:
+            fired.append(rule)
+            findings.append(Finding(rule=rule.id, severity=rule.status, message=rule.message, sources=list(rule.sources)))
+        elif value is None:
+            findings.append(Finding(rule=rule.id, severity="caution", needs=sorted(missing), sources=list(rule.sources),
+                                    message=f"Unknown: needs {', '.join(sorted(missing))}. If it applies: {rule.message}"))
+    screening_missing, scr_findings = _screening(label, patient)
+    findings.extend(scr_findings)
+    for med in patient.unmapped_medications:
+        findings.append(Finding(rule="medication.unmapped", severity="caution", sources=["seed"],
+                                message=f"Medication {med!r} is not in jakinib's interaction table: check interactions against the label."))
+    status = worst([x.severity for x in findings])
+    return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
+                      dose=_dose(label, indication, fired), findings=_sorted(findings),
+                      screening_missing=screening_missing, monitoring=_monitoring(label, today))
+
+
+def _sorted(findings: list[Finding]) -> list[Finding]:
+    from jakinib.knowledge.schema import STATUS_ORDER
+
+    return sorted(findings, key=lambda x: (STATUS_ORDER.index(x.severity), x.rule))
+
+
+def check(kb: KnowledgeBase, patient: Patient, drugs: Iterable[str] | None = None, regulator: str = "FDA",
+          indication: str | None = None, today: dt.date | None = None) -> Report:
+    """Assess ``drugs`` (all when None) for ``patient`` under ``regulator``'s labels."""
+    reg = kb.regulator(regulator)
+    ind = kb.indication(indication).id if indication else patient.indication
+    names = [kb.drug(d).name for d in drugs] if drugs else list(kb.drugs)
+    day = today or dt.date.today()
+    assessments = [assess(kb, patient, kb.drugs[n], reg, ind, day) for n in dict.fromkeys(names)]
+    return Report(regulator=reg, indication=ind, today=day.isoformat(), assessments=assessments,
+                  unmapped=list(dict.fromkeys([*patient.unmapped, *(f"medication {m}" for m in patient.unmapped_medications)])))

@@ -1,0 +1,210 @@
+"""The patient: a frozen model built from the simple JSON form, with labs in canonical units,
+conditions and medicines resolved through the knowledge base, and every problem a one-line
+``PatientError`` that names the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jakinib.errors import JakinibError, PatientError
+from jakinib.knowledge import fields as f
+from jakinib.knowledge.base import KnowledgeBase
+from jakinib.safety import units
+
+Result = Literal["negative", "positive", "indeterminate", "not-done", "done"]
+
+
+class Screening(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    result: Result
+    date: dt.date | None = None
+
+
+class Patient(BaseModel):
+    """A patient as the checker sees it. Build it with :func:`parse_patient`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    age: float | None = None
+    sex: Literal["female", "male"] | None = None
+    weight_kg: float | None = None
+    pregnant: bool | None = None
+    breastfeeding: bool | None = None
+    smoking: Literal["never", "former", "former-long-time", "current"] | None = None
+    indication: str | None = None
+    conditions: tuple[str, ...] = ()
+    labs: dict[str, float] = Field(default_factory=dict, description="canonical units (fields.LAB_UNITS)")
+    medications: tuple[str, ...] = ()
+    medication_classes: tuple[str, ...] = ()
+    unmapped_medications: tuple[str, ...] = ()
+    metabolizer: dict[str, str] = Field(default_factory=dict)
+    vaccines_planned: tuple[str, ...] = ()
+    screening: dict[str, Screening] = Field(default_factory=dict)
+    unmapped: tuple[str, ...] = Field((), description="FHIR items that could not be mapped")
+
+    def facts(self) -> dict[str, Any]:
+        """Flat field -> value map for predicates (absent = unknown; lists absent = empty)."""
+        out: dict[str, Any] = {
+            "age": self.age, "sex": self.sex, "weight_kg": self.weight_kg, "pregnant": self.pregnant,
+            "breastfeeding": self.breastfeeding, "smoking": self.smoking, "indication": self.indication,
+            "conditions": self.conditions, "medication_classes": self.medication_classes,
+            "vaccines_planned": self.vaccines_planned,
+        }
+        for lab, value in self.labs.items():
+            out[f"labs.{lab}"] = value
+        for enzyme, status in self.metabolizer.items():
+            out[f"metabolizer.{enzyme}"] = status
+        for test, scr in self.screening.items():
+            out[f"screening.{test}"] = None if scr.result == "not-done" else scr.result
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _err(path: str, message: str) -> PatientError:
+    return PatientError(f"patient.{path}: {message}")
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(path, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _choice(value: Any, allowed: tuple[str, ...], path: str) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise _err(path, f"{value!r} is not one of {', '.join(allowed)}")
+    return value.strip().lower()
+
+
+def _lab(kb: KnowledgeBase, name: str, raw: Any) -> float:
+    path = f"labs.{name}"
+    key = name.lower()
+    if key not in f.LAB_UNITS:
+        raise _err(path, f"unknown lab (known: {', '.join(f.LAB_UNITS)})")
+    canonical = f.LAB_UNITS[key]
+    if isinstance(raw, dict):
+        if "value" not in raw:
+            raise _err(path, "needs a 'value'")
+        value = _number(raw["value"], f"{path}.value")
+        unit = raw.get("unit")
+        if not isinstance(unit, str) or not unit.strip():
+            raise _err(path, f"needs a 'unit' (e.g. {canonical!r})")
+        try:
+            value = units.convert(value, unit, canonical)
+        except PatientError as exc:
+            raise _err(path, str(exc)) from None
+        written = f"{raw['value']} {unit}"
+    else:
+        value = _number(raw, path)
+        written = f"{raw:g} {canonical} (default unit)"
+    lab_def = kb.labs.get(key)
+    if lab_def is not None:
+        lo, hi = lab_def.plausible
+        if not lo <= value <= hi:
+            hint = _unit_hint(value, canonical, lo, hi)
+            raise _err(path, f"{written} is implausible (plausible {lo:g}-{hi:g} {canonical}){hint}")
+    elif value < 0:
+        raise _err(path, f"{written} is negative")
+    return value
+
+
+def _unit_hint(value: float, canonical: str, lo: float, hi: float) -> str:
+    for written in units.candidates(canonical):
+        converted = units.convert(value, written, canonical)
+        if lo <= converted <= hi and written != canonical:
+            return f"; did you mean {value:g} {written} (= {converted:g} {canonical})? Give the unit: {{\"value\": {value:g}, \"unit\": \"{written}\"}}"
+    return "; check the value and give its unit"
+
+
+def _screening(name: str, raw: Any) -> Screening:
+    path = f"screening.{name}"
+    if name not in f.SCREENING_TESTS:
+        raise _err(path, f"unknown screening test (known: {', '.join(f.SCREENING_TESTS)})")
+    if isinstance(raw, dict):
+        result = _choice(raw.get("result"), f.SCREENING_RESULTS, f"{path}.result")
+        when = raw.get("date")
+        try:
+            date = dt.date.fromisoformat(str(when)) if when else None
+        except ValueError:
+            raise _err(f"{path}.date", f"{when!r} is not an ISO date (YYYY-MM-DD)") from None
+        return Screening(result=result, date=date)
+    return Screening(result=_choice(raw, f.SCREENING_RESULTS, path))
+
+
+KNOWN_KEYS = {"age", "sex", "weight_kg", "pregnant", "breastfeeding", "smoking", "indication", "conditions",
+              "labs", "medications", "metabolizer", "vaccines_planned", "screening", "id", "name"}
+
+
+def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
+    """Validate the simple patient JSON (DESIGN.md) into a :class:`Patient`."""
+    if not isinstance(raw, dict):
+        raise PatientError("patient: expected a JSON object")
+    unknown = set(raw) - KNOWN_KEYS
+    if unknown:
+        raise PatientError(f"patient: unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KNOWN_KEYS))})")
+    out: dict[str, Any] = {}
+    if raw.get("age") is not None:
+        out["age"] = _number(raw["age"], "age")
+        if not 0 <= out["age"] <= 130:
+            raise _err("age", f"{out['age']:g} years is implausible")
+    if raw.get("weight_kg") is not None:
+        out["weight_kg"] = _number(raw["weight_kg"], "weight_kg")
+        if not 0.3 <= out["weight_kg"] <= 500:
+            raise _err("weight_kg", f"{out['weight_kg']:g} kg is implausible")
+    if raw.get("sex") is not None:
+        out["sex"] = _choice(raw["sex"], f.CHOICE["sex"], "sex")
+    if raw.get("smoking") is not None:
+        out["smoking"] = _choice(raw["smoking"], f.CHOICE["smoking"], "smoking")
+    for key in f.BOOLEAN:
+        if raw.get(key) is not None:
+            if not isinstance(raw[key], bool):
+                raise _err(key, f"expected true or false, got {raw[key]!r}")
+            out[key] = raw[key]
+    if out.get("sex") == "male":
+        out.setdefault("pregnant", False)
+        out.setdefault("breastfeeding", False)
+    try:
+        if raw.get("indication"):
+            out["indication"] = kb.indication(str(raw["indication"])).id
+        out["conditions"] = tuple(dict.fromkeys(kb.condition(str(c)).id for c in _list(raw, "conditions")))
+    except JakinibError as exc:
+        raise PatientError(f"patient: {exc}") from None
+    labs = raw.get("labs") or {}
+    if not isinstance(labs, dict):
+        raise _err("labs", "expected an object of lab: value")
+    out["labs"] = {k.lower(): _lab(kb, k, v) for k, v in labs.items() if v is not None}
+    meds, classes, unmapped = [], [], []
+    for m in _list(raw, "medications"):
+        entry = kb.medication(str(m))
+        if entry is None:
+            unmapped.append(str(m))
+            meds.append(str(m))
+        else:
+            meds.append(entry.name)
+            classes.extend(entry.classes)
+    out["medications"] = tuple(dict.fromkeys(meds))
+    out["medication_classes"] = tuple(dict.fromkeys(classes))
+    out["unmapped_medications"] = tuple(unmapped)
+    metab = raw.get("metabolizer") or {}
+    if not isinstance(metab, dict):
+        raise _err("metabolizer", 'expected an object like {"CYP2C19": "poor"}')
+    out["metabolizer"] = {}
+    for enzyme, status in metab.items():
+        if enzyme.upper() not in f.ENZYMES:
+            raise _err(f"metabolizer.{enzyme}", f"unknown enzyme (known: {', '.join(f.ENZYMES)})")
+        out["metabolizer"][enzyme.upper()] = _choice(status, f.METABOLIZER, f"metabolizer.{enzyme}")
+    out["vaccines_planned"] = tuple(str(v).lower() for v in _list(raw, "vaccines_planned"))
+    scr = raw.get("screening") or {}
+    if not isinstance(scr, dict):
+        raise _err("screening", "expected an object of test: result")
+    out["screening"] = {k: _screening(k, v) for k, v in scr.items() if v is not None}
+    return Patient(**out)
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        raise _err(key, "expected a list")
+    return value

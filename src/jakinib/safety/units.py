@@ -1,0 +1,73 @@
+"""Lab units: parse a unit as written in a lab report or FHIR (UCUM-ish), convert with pint.
+
+Counts are treated as dimensionless (``cells/mm3`` = ``1/mm**3``), so 500 cells/mm3 is
+0.5 x 10^9/L. An unknown unit, or one of the wrong dimension for the lab, is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from jakinib.errors import PatientError
+
+# Written forms -> pint expressions. Keys are lower-cased with spaces removed.
+ALIASES: dict[str, str] = {
+    "10^9/l": "1e9/L", "10*9/l": "1e9/L", "x10^9/l": "1e9/L", "x10*9/l": "1e9/L", "10e9/l": "1e9/L",
+    "giga/l": "1e9/L", "g/l(cells)": "1e9/L",
+    "10^3/ul": "1e3/uL", "10*3/ul": "1e3/uL", "x10^3/ul": "1e3/uL", "k/ul": "1e3/uL", "10^3/mm3": "1e3/mm**3",
+    "10*3/mm3": "1e3/mm**3",
+    "cells/ul": "1/uL", "/ul": "1/uL", "cells/mm3": "1/mm**3", "/mm3": "1/mm**3", "cells/mm^3": "1/mm**3",
+    "{cells}/ul": "1/uL", "{cells}/mm3": "1/mm**3",
+    "g/dl": "g/dL", "g/l": "g/L", "mg/dl": "mg/dL", "umol/l": "umol/L", "µmol/l": "umol/L", "mmol/l": "mmol/L",
+    "ml/min/1.73m2": "mL/min", "ml/min/{1.73_m2}": "mL/min", "ml/min/1.73m^2": "mL/min", "ml/min/1.73": "mL/min",
+    "ml/min": "mL/min", "u/l": "U_per_L", "iu/l": "U_per_L", "[iu]/l": "U_per_L",
+}
+# Canonical units of jakinib's labs (knowledge/fields.py) as pint expressions.
+CANONICAL: dict[str, str] = {
+    "10^9/L": "1e9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min", "mL/min": "mL/min", "U/L": "U_per_L",
+    "umol/L": "umol/L",
+}
+
+
+@cache
+def _ureg() -> Any:
+    import pint
+
+    ureg = pint.UnitRegistry()
+    ureg.define("U_per_L = [enzyme_activity_concentration]")
+    return ureg
+
+
+def normalise(unit: str) -> str:
+    """The pint expression for a written unit, or raise PatientError."""
+    key = re.sub(r"\s+", "", unit).lower().replace("³", "3").replace("×", "x")
+    if key in ALIASES:
+        return ALIASES[key]
+    raise PatientError(f"unknown unit {unit!r}")
+
+
+def convert(value: float, unit: str, to: str) -> float:
+    """Convert ``value`` from a written ``unit`` to a canonical unit (a key of CANONICAL)."""
+    ureg = _ureg()
+    src = ureg(normalise(unit))
+    dst = ureg(CANONICAL.get(to, to))
+    try:
+        return float((value * src / dst).to("dimensionless").magnitude)
+    except Exception:  # pint.DimensionalityError
+        raise PatientError(f"unit {unit!r} cannot be converted to {to}") from None
+
+
+def candidates(lab_unit: str) -> list[str]:
+    """Written units that convert to ``lab_unit`` (for 'did you mean' hints)."""
+    seen, out = set(), []
+    for written in ("g/L", "g/dL", "cells/mm3", "10^9/L", "mL/min", "U/L"):
+        try:
+            convert(1.0, written, lab_unit)
+        except PatientError:
+            continue
+        if written not in seen:
+            seen.add(written)
+            out.append(written)
+    return out

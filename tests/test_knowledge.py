@@ -1,0 +1,96 @@
+"""The common battery over every drug, every rule and every fact of the bundled knowledge base."""
+
+from __future__ import annotations
+
+import pytest
+
+import jakinib
+from jakinib.knowledge import fields, loader, schema
+from jakinib.safety.predicates import evaluate
+
+KB = jakinib.load()
+DESIGN_DRUGS = ["tofacitinib", "baricitinib", "upadacitinib", "abrocitinib", "ruxolitinib", "delgocitinib",
+                "ritlecitinib", "deucravacitinib", "deuruxolitinib", "filgotinib", "peficitinib", "fedratinib",
+                "pacritinib", "momelotinib"]
+
+
+def test_every_design_drug_is_present():
+    assert sorted(DESIGN_DRUGS) == sorted(set(DESIGN_DRUGS) & set(KB.drugs))
+
+
+@pytest.mark.parametrize("name", sorted(KB.drugs))
+def test_drug_battery(name):
+    d = KB.drug(name)
+    assert d.targets, "has targets"
+    assert {t.kinase for t in d.targets} <= set(schema.KINASES)
+    assert d.approvals, "at least one regulatory decision"
+    assert all(a.sources for a in d.approvals)
+    for p in d.products:
+        for brand in p.brands:
+            assert KB.drug(brand.name).name == name, f"brand {brand.name} resolves"
+            assert KB.drug(brand.name.upper()).name == name, "case-insensitive"
+    assert KB.drug(name.upper()).name == name
+
+
+@pytest.mark.parametrize("rule", KB.rules, ids=lambda r: r.id)
+def test_rule_battery(rule):
+    assert rule.sources and all(KB.sources.get(c.partition("#")[0]) for c in rule.sources)
+    used = [p.field for p in loader.iter_predicates(rule.when) if p.field]
+    assert used, "reads at least one patient field"
+    assert all(fields.kind_of(f) for f in used), used
+    # Missing data is never 'ok': with no facts at all, the rule is unknown or (for list-only rules) false.
+    value, missing = evaluate(rule.when, {})
+    non_list = [f for f in used if fields.kind_of(f) != "list"]
+    if non_list:
+        assert value is not True
+        if value is None:
+            assert missing <= set(used)
+    # Deterministic.
+    assert evaluate(rule.when, {}) == (value, missing)
+    assert len(rule.message) < 400 and rule.message.strip()
+    for product in rule.products:
+        KB.product(product)
+
+
+def test_every_citation_resolves_and_labels_name_a_section():
+    n = 0
+    for cite, where in KB._all_citations():
+        sid, _, section = cite.partition("#")
+        src = KB.sources[sid]
+        if src.kind == "label":
+            assert section, where
+        n += 1
+    assert n > 100
+
+
+def test_stats_report_zero_uncited_and_a_review_date():
+    stats = KB.stats()
+    assert stats["uncited_facts"] == 0
+    assert stats["review_date"] and stats["drugs"] >= 14
+
+
+def test_approval_dates_are_iso_and_regulators_known():
+    for row in KB.all_approvals():
+        a = row.approval
+        assert a.regulator in schema.REGULATORS
+        assert a.date is None or schema.PARTIAL_DATE.match(a.date)
+
+
+def test_every_label_source_names_regulator_product_and_date():
+    for src in KB.sources.values():
+        if src.kind == "label":
+            assert src.regulator and src.product and src.date, src.id
+        if src.kind == "paper":
+            assert src.doi, src.id
+
+
+def test_names_resolve_by_synonym_and_case():
+    assert KB.indication("AD").id == "atopic-dermatitis"
+    assert KB.indication("eczema").id == "atopic-dermatitis"
+    assert KB.regulator("eu") == "EMA"
+    assert KB.regulator("Health Canada") == "HealthCanada"
+
+
+def test_unknown_name_suggests():
+    with pytest.raises(jakinib.InputError, match="did you mean upadacitinib"):
+        KB.drug("upadacitinb")
