@@ -39,7 +39,7 @@ def _emit_json(data: Any) -> None:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -209,6 +209,45 @@ def _print_report(report: Any) -> None:
             con.print(f"  screen before starting: {', '.join(a.screening_missing)}")
         if a.monitoring:
             con.print("  monitoring: " + "; ".join(f"{m.test} {m.date or m.when}" for m in a.monitoring[:8]))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).")] = None,
+) -> None:
+    """Serve the JSON API, the CDS Hooks service and the pages (Uvicorn)."""
+    import uvicorn
+
+    from jakinib.web.app import create_app
+    from jakinib.web.settings import load_settings
+
+    settings = load_settings(config)
+    if settings.local_mode:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise JakinibError(f"local mode (no CDS clients configured) binds to loopback only, not {host!r}; "
+                               "configure [[clients]] to serve other hosts")
+        sys.stderr.write("jakinib: local mode: no CDS clients configured, unauthenticated calls accepted on loopback only\n")
+    sys.stderr.write(f"jakinib: serving on http://{host}:{port}/ (API docs at /docs, CDS Hooks at /cds-services)\n")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def feedback(
+    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarise CDS Hooks feedback: acceptance and override reasons per card type."""
+    from jakinib.web.settings import load_settings
+    from jakinib.web.store import Store
+
+    rows = Store(load_settings(config).database_url).summary()
+    if as_json:
+        return _emit_json(rows)
+    _table("CDS Hooks feedback", ["card", "drug", "accepted", "overridden", "override reasons"],
+           [[r["indicator"], r["drug"], r["accepted"], r["overridden"],
+             "; ".join(f"{k}: {v}" for k, v in r["override_reasons"].items())] for r in rows])
 
 
 @kb_app.command("validate")

@@ -63,6 +63,8 @@ class KnowledgeBase:
     labs: dict[str, s.LabDef]
     class_facts: list[s.ClassFact]
     codes: list[s.CodeMapping]
+    pathways: list[s.Pathway]
+    potency: list[s.MeasuredPotency]
     data_dir: Path
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -256,7 +258,8 @@ class KnowledgeBase:
         for d in self.drugs.values():
             yield from loader.iter_citations(d, d.name)
         for group in (self.indications.values(), self.conditions.values(), self.medications.values(),
-                      self.labs.values(), self.class_facts, self.evidence, self.codes):
+                      self.labs.values(), self.class_facts, self.evidence, self.codes,
+                      self.pathways, self.potency):
             for item in group:
                 yield from loader.iter_citations(item, getattr(item, "id", "") or getattr(item, "name", ""))
 
@@ -283,6 +286,10 @@ class KnowledgeBase:
                 for dose in lab.doses:
                     if dose.indication not in self.indications:
                         raise KnowledgeError(f"drugs/{d.name}.yaml: label {lab.product}/{lab.regulator}: dose for unknown indication {dose.indication!r}")
+        cytokines = {p.cytokine for p in self.pathways}
+        for m in self.potency:
+            if m.drug not in self.drugs or m.cytokine not in cytokines:
+                raise KnowledgeError(f"pathways.yaml: potency {m.drug}/{m.cytokine}: unknown drug or cytokine")
         for c in self.codes:
             if f.kind_of(c.field) is None and not c.field.startswith("conditions"):
                 raise KnowledgeError(f"codes.yaml: {c.system} {c.code}: unknown patient field {c.field!r}")
@@ -359,6 +366,7 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
     labs = optional("labs.yaml", {"labs": s.LabDef})
     facts = optional("class_facts.yaml", {"facts": s.ClassFact})
     codes = optional("codes.yaml", {"codes": s.CodeMapping})
+    pathways = optional("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
     kb = KnowledgeBase(
         drugs=drugs,
         sources=sources,
@@ -369,6 +377,8 @@ def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
         labs={x.id: x for x in labs["labs"]},
         class_facts=facts["facts"],
         codes=codes["codes"],
+        pathways=pathways["pathways"],
+        potency=pathways["potency"],
         data_dir=data_dir,
     )
     kb._index_names()

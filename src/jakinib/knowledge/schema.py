@@ -360,6 +360,30 @@ class ClassFact(Model):
     sources: Sources
 
 
+class Pathway(Model):
+    """A cytokine's JAK-STAT pathway: receptor, the JAKs it signals through, STATs, cells, meaning."""
+
+    cytokine: str = Field(description="as used in JSON, e.g. IL-6, IFN-alpha, GM-CSF, EPO")
+    receptor: str | None = None
+    jaks: list[Kinase] = Field(min_length=1, description="the receptor's JAKs; [JAK2, JAK2] for a homodimer")
+    stats: list[str] = Field(min_length=1)
+    cells: list[str] = Field(default_factory=list)
+    clinical: str = Field(description="what inhibiting it means clinically")
+    sources: Sources
+
+
+class MeasuredPotency(Model):
+    """A measured cellular / whole-blood IC50 of a drug on one cytokine pathway, from a paper or label."""
+
+    drug: Slug
+    cytokine: str
+    readout: str = Field(description="e.g. pSTAT1 in CD4+ T cells")
+    matrix: Literal["whole-blood", "pbmc", "cells"] = "whole-blood"
+    donors: Literal["healthy", "ra", "mixed"] | None = None
+    ic50_nM: float = Field(gt=0)
+    sources: Sources
+
+
 class CodeMapping(Model):
     """A clinical code (LOINC, SNOMED CT, CVX) mapped to a patient field (and value, for answers)."""
 

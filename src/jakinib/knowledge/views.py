@@ -47,7 +47,8 @@ def drug_json(kb: KnowledgeBase, drug: s.DrugFile) -> dict[str, Any]:
         "generation": drug.generation,
         "mechanism": drug.mechanism,
         "selectivity": drug.selectivity,
-        "targets": {t.kinase: {k: v for k, v in _dump(t).items() if k != "kinase"} for t in drug.targets},
+        "targets": {t.kinase: {"ic50_nM": t.ic50_nM, **{k: v for k, v in _dump(t).items() if k != "kinase"}}
+                    for t in drug.targets},
         "products": [product_json(drug, p) for p in drug.products],
         "approvals": [row.to_json() for row in kb.approvals(drug=drug.name, decision=None)],
         "labels": [_dump(lab) for lab in drug.labels],

@@ -1,0 +1,1 @@
+"""HTTP: the JSON API, the CDS Hooks service and the pages, in one FastAPI app."""

@@ -1,0 +1,88 @@
+"""The JSON API under ``/api/v1``: the same shapes as the CLI's ``--json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+import jakinib
+from jakinib.errors import InputError, UnknownNameError
+from jakinib.knowledge import views
+
+router = APIRouter(prefix="/api/v1", tags=["knowledge"])
+
+
+@router.get("/health")
+def health() -> dict[str, Any]:
+    """Liveness and the knowledge base's review date."""
+    kb = jakinib.load()
+    return {"status": "ok", "version": jakinib.__version__, "review_date": kb.review_date, "drugs": len(kb.drugs)}
+
+
+@router.get("/drugs")
+def drugs() -> list[dict[str, Any]]:
+    """Every JAK inhibitor (``jakinib drugs --json``)."""
+    kb = jakinib.load()
+    return [views.drug_summary(kb, d) for d in kb.drugs.values()]
+
+
+@router.get("/drugs/{name}")
+def drug(name: str) -> dict[str, Any]:
+    """One drug by generic, brand or synonym (``jakinib drug NAME --json``)."""
+    kb = jakinib.load()
+    return views.drug_json(kb, kb.drug(name))
+
+
+@router.get("/approvals")
+def approvals(
+    drug: str | None = None,
+    regulator: str | None = None,
+    indication: str | None = None,
+    age: Annotated[float | None, Query(ge=0, le=130)] = None,
+    all: bool = False,  # noqa: A002 - public query parameter name
+) -> list[dict[str, Any]]:
+    """Approvals filtered like ``jakinib approvals``."""
+    kb = jakinib.load()
+    return [r.to_json() for r in kb.approvals(drug, regulator, indication, age, None if all else "approved")]
+
+
+@router.get("/compare")
+def compare(drugs: Annotated[str, Query(description="comma-separated drug names")]) -> dict[str, Any]:
+    kb = jakinib.load()
+    names = [n for n in drugs.split(",") if n.strip()]
+    if not names:
+        raise InputError("compare: give at least one drug")
+    return views.compare_json(kb, [kb.drug(n.strip()) for n in names])
+
+
+@router.get("/search")
+def search(q: Annotated[str, Query(min_length=1, max_length=200)]) -> list[dict[str, str]]:
+    return jakinib.load().search(q)
+
+
+@router.get("/sources")
+def sources() -> list[dict[str, Any]]:
+    return [views.source_json(s) for s in jakinib.load().sources.values()]
+
+
+@router.get("/sources/{source_id}")
+def source(source_id: str) -> dict[str, Any]:
+    kb = jakinib.load()
+    sid = source_id.partition("#")[0]
+    if sid not in kb.sources:
+        raise UnknownNameError("source", sid, kb.sources)
+    return views.source_json(kb.sources[sid])
+
+
+@router.post("/check")
+def check(
+    patient: Annotated[dict[str, Any], Body(description="Patient JSON (simple form) or a FHIR R4 Bundle")],
+    drug: Annotated[list[str] | None, Query()] = None,
+    regulator: str = "FDA",
+    indication: str | None = None,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """The safety assessment (``jakinib check --json``)."""
+    return jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=today).to_json()
