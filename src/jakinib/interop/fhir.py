@@ -251,3 +251,75 @@ def patient_from_bundle(payload: Any, kb: KnowledgeBase, today: dt.date | None =
     simple, unmapped = bundle_to_simple(payload, kb, today)
     patient = parse_patient(simple, kb)
     return patient.model_copy(update={"unmapped": tuple(unmapped)})
+
+
+UCUM = {"10^9/L": "10*9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min": "mL/min", "U/L": "U/L"}
+SYSTEM_URL = {v: k for k, v in SYSTEMS.items() if k != "http://hl7.org/fhir/sid/icd-10-cm"}
+
+
+def _concept(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": SYSTEM_URL[system], "code": code, "display": display}], "text": display}
+
+
+def bundle_from_simple(raw: dict[str, Any], kb: KnowledgeBase, today: dt.date | None = None) -> dict[str, Any]:
+    """A FHIR R4 collection Bundle for a simple patient JSON (for examples, tests and exports).
+
+    Fields FHIR cannot carry with the codes jakinib maps (weight, breastfeeding, metabolizer, planned vaccines,
+    'former-long-time' smoking) are left out.
+    """
+    from jakinib.knowledge import fields
+
+    today = today or dt.date.today()
+    pid = "example"
+    ref = {"reference": f"Patient/{pid}"}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": pid}
+    if raw.get("age") is not None:
+        born = dt.date(today.year - int(raw["age"]), 1, 1)
+        patient["birthDate"] = born.isoformat()
+    if raw.get("sex"):
+        patient["gender"] = raw["sex"]
+    out = [patient]
+    answers = {(c.field, c.value): c for c in kb.codes if c.value is not None}
+    questions = {c.field: c for c in kb.codes if c.value is None and c.system == "loinc"}
+
+    def obs(code: dict[str, Any], **value: Any) -> None:
+        out.append({"resourceType": "Observation", "id": f"obs-{len(out)}", "status": "final", "subject": ref,
+                    "effectiveDateTime": today.isoformat(), "code": code, **value})
+
+    for field in ("pregnant", "smoking"):
+        if raw.get(field) is not None and (field, raw[field]) in answers and field in questions:
+            q, a = questions[field], answers[(field, raw[field])]
+            obs(_concept("loinc", q.code, q.display), valueCodeableConcept=_concept(a.system, a.code, a.display))
+    for i, name in enumerate(raw.get("conditions") or []):
+        term = kb.condition(name)
+        code = (("snomed", term.snomed[0]) if term.snomed else ("icd10", term.icd10[0]) if term.icd10 else None)
+        concept = _concept(code[0], code[1], term.label) if code else {"text": term.id}
+        out.append({"resourceType": "Condition", "id": f"cond-{i}", "subject": ref, "code": concept,
+                    "clinicalStatus": _concept_plain("http://terminology.hl7.org/CodeSystem/condition-clinical", "active")})
+    for lab, value in (raw.get("labs") or {}).items():
+        lab_def = kb.labs[lab]
+        number, unit = (value["value"], value["unit"]) if isinstance(value, dict) else (value, UCUM[fields.LAB_UNITS[lab]])
+        obs(_concept("loinc", lab_def.loinc[0], lab_def.label),
+            valueQuantity={"value": number, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit})
+    for i, med in enumerate(raw.get("medications") or []):
+        entry = kb.medication(med)
+        concept = _concept("rxnorm", entry.rxnorm[0], entry.name) if entry and entry.rxnorm else {"text": med}
+        out.append({"resourceType": "MedicationStatement", "id": f"med-{i}", "status": "active", "subject": ref,
+                    "medicationCodeableConcept": concept})
+    screening_codes = {c.field: c for c in kb.codes if c.field.startswith("screening.") and c.system == "loinc"}
+    for test, value in (raw.get("screening") or {}).items():
+        result = value["result"] if isinstance(value, dict) else value
+        if result == "not-done":
+            continue
+        if test == "zoster-vaccine":
+            cvx = next(c for c in kb.codes if c.system == "cvx" and c.field == "screening.zoster-vaccine")
+            out.append({"resourceType": "Immunization", "id": f"imm-{test}", "status": "completed", "patient": ref,
+                        "occurrenceDateTime": today.isoformat(), "vaccineCode": _concept("cvx", cvx.code, cvx.display)})
+        elif f"screening.{test}" in screening_codes:
+            c = screening_codes[f"screening.{test}"]
+            obs(_concept("loinc", c.code, c.display), valueString=result)
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in out]}
+
+
+def _concept_plain(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code}]}

@@ -37,6 +37,7 @@ INTERACTION_CLASSES = (
     "p-gp-inhibitor",
     "bcrp-substrate",
     "antiplatelet",
+    "aspirin",  # kept apart from antiplatelet: labels exempt low-dose aspirin
     "anticoagulant",
     "biologic-dmard",
     "potent-immunosuppressant",
