@@ -42,3 +42,59 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real `jakinib serve` process on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], args: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, **env}
+        self.proc = subprocess.Popen([str(SCRIPT), "serve", "--port", str(self.port), *(args or [])], env=full_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import httpx
+
+        for _ in range(600):  # bounded by attempts, not by a clock
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            subprocess.run(["sleep", "0.05"], check=False)
+        raise RuntimeError("server did not become ready")
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("db") / "feedback.db"
+    srv = Server({"JAKINIB_DATABASE_URL": f"sqlite:///{db}"})
+    srv.db_url = f"sqlite:///{db}"
+    yield srv
+    srv.stop()

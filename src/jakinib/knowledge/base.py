@@ -319,6 +319,8 @@ class KnowledgeBase:
                         raise KnowledgeError(f"rule {rule.id}: {p.field} has unknown value {p.has!r}")
                 if p.op is not None and kind != "number" and p.op not in ("==", "!="):
                     raise KnowledgeError(f"rule {rule.id}: op {p.op!r} needs a numeric field, not {p.field!r}")
+                if p.in_ is not None and kind == "list":
+                    raise KnowledgeError(f"rule {rule.id}: 'in' tests one value; use any/has for the list field {p.field!r}")
                 if p.is_ is not None and kind != "bool":
                     raise KnowledgeError(f"rule {rule.id}: 'is' needs a true/false field, not {p.field!r}")
                 if p.in_ is not None and kind == "screening":
