@@ -55,8 +55,8 @@ def free_port() -> int:
 class Server:
     """A real `jakinib serve` process on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], args: list[str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], args: list[str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, **env}
         self.proc = subprocess.Popen([str(SCRIPT), "serve", "--port", str(self.port), *(args or [])], env=full_env,

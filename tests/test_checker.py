@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jakinib
-from jakinib.knowledge import fields
 from jakinib.knowledge.schema import STATUS_ORDER
 from jakinib.safety import engine, parse_patient, units
 

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from jakinib.errors import InputError, JakinibError, KnowledgeError

@@ -6,8 +6,8 @@ into the source registry (``data/sources/*.yaml``). A fact without a source fail
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator

@@ -41,7 +41,7 @@ def approvals(
     regulator: str | None = None,
     indication: str | None = None,
     age: Annotated[float | None, Query(ge=0, le=130)] = None,
-    all: bool = False,  # noqa: A002 - public query parameter name
+    all: bool = False,
 ) -> list[dict[str, Any]]:
     """Approvals filtered like ``jakinib approvals``."""
     kb = jakinib.load()

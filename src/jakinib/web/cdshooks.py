@@ -20,7 +20,6 @@ from jakinib.safety.engine import check as run_check
 from jakinib.safety.patient import parse_patient
 from jakinib.safety.report import Assessment
 
-
 SERVICES = {
     "jakinib-order-select": "order-select",
     "jakinib-order-sign": "order-sign",
