@@ -173,6 +173,18 @@ class KnowledgeBase:
             out.append(row)
         return sorted(out, key=lambda x: (x.drug, x.approval.regulator, x.approval.date or "", x.approval.indication))
 
+    @cached_property
+    def _approved_by(self) -> dict[tuple[str, str], list[ApprovalRow]]:
+        index: dict[tuple[str, str], list[ApprovalRow]] = {}
+        for row in self.all_approvals():
+            if row.approval.decision == "approved":
+                index.setdefault((row.drug, row.approval.regulator), []).append(row)
+        return index
+
+    def approved_rows(self, drug: str, regulator: str) -> list[ApprovalRow]:
+        """Approved decisions for one drug under one regulator (indexed; for the checker's hot path)."""
+        return self._approved_by.get((drug, regulator), [])
+
     def label(self, product: str, regulator: str) -> s.Label | None:
         d, _ = self.product(product)
         for lab in d.labels:

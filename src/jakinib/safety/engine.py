@@ -29,7 +29,7 @@ BLOCKING_SCREENING = ("tuberculosis", "hepatitis-b", "hepatitis-c")
 
 def choose_product(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> s.Product:
     """The product to assess: one approved by the regulator for the indication, else one it approved, else the first."""
-    approved = [r.approval for r in kb.approvals(drug=drug.name, regulator=regulator)]
+    approved = [r.approval for r in kb.approved_rows(drug.name, regulator)]
     for p in drug.products:
         if indication and any(a.product == p.id and a.indication == indication for a in approved):
             return p
@@ -41,7 +41,7 @@ def choose_product(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indicati
 
 def _approval_findings(kb: KnowledgeBase, drug: s.DrugFile, product: s.Product, regulator: str,
                        indication: str | None, age: float | None) -> tuple[bool | None, list[Finding]]:
-    rows = [r.approval for r in kb.approvals(drug=drug.name, regulator=regulator) if r.product == product.id]
+    rows = [r.approval for r in kb.approved_rows(drug.name, regulator) if r.product == product.id]
     if not rows:
         return False, [Finding(rule="approval.none", severity="avoid", sources=["seed"],
                                message=f"No {regulator} approval of {drug.name} ({product.route}) is recorded in jakinib.")]

@@ -50,13 +50,17 @@ def normalise(unit: str) -> str:
 
 def convert(value: float, unit: str, to: str) -> float:
     """Convert ``value`` from a written ``unit`` to a canonical unit (a key of CANONICAL)."""
+    return value * factor(normalise(unit), to)
+
+
+@cache
+def factor(expression: str, to: str) -> float:
+    """The multiplier from a pint unit expression to a canonical unit (computed once per pair)."""
     ureg = _ureg()
-    src = ureg(normalise(unit))
-    dst = ureg(CANONICAL.get(to, to))
     try:
-        return float((value * src / dst).to("dimensionless").magnitude)
+        return float((ureg(expression) / ureg(CANONICAL.get(to, to))).to("dimensionless").magnitude)
     except Exception:  # pint.DimensionalityError
-        raise PatientError(f"unit {unit!r} cannot be converted to {to}") from None
+        raise PatientError(f"unit {expression!r} cannot be converted to {to}") from None
 
 
 def candidates(lab_unit: str) -> list[str]:

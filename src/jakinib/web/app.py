@@ -8,6 +8,8 @@ template and status only: never a JWT, an access token or patient data.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,7 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment (see ``jakinib.web.settings``)."""
     settings = settings or load_settings()
     jakinib.load()  # validate the knowledge base before serving
-    app = FastAPI(title="jakinib", version=jakinib.__version__,
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.store.flush()
+
+    app = FastAPI(title="jakinib", version=jakinib.__version__, lifespan=lifespan,
                   description="The cited reference system for JAK inhibitors: knowledge base, safety checker, CDS Hooks.")
     app.state.settings = settings
     app.state.store = Store(settings.database_url)

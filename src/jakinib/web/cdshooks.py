@@ -260,7 +260,7 @@ def register(app: Any) -> None:
             answer, records = handle(service_id, body, region, settings.fhir_timeout_s)
         except PrefetchMissing as exc:
             return JSONResponse({"error": {"type": "prefetch-missing", "message": str(exc)}}, 412)
-        request.app.state.store.add_cards([{**r, "tenant": client.tenant if client else None} for r in records])
+        request.app.state.store.add_cards_later([{**r, "tenant": client.tenant if client else None} for r in records])
         return JSONResponse(answer)
 
     @router.post("/cds-services/{service_id}/feedback")

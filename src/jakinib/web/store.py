@@ -58,12 +58,52 @@ class Store:
         Base.metadata.create_all(self.engine)
 
     def add_cards(self, rows: list[dict[str, Any]]) -> None:
+        """Record issued cards now (one transaction)."""
         if not rows:
             return
         now = dt.datetime.now(dt.UTC)
         with Session(self.engine) as s, s.begin():
             for r in rows:
                 s.merge(CardRecord(created_at=now, **r))
+
+    def add_cards_later(self, rows: list[dict[str, Any]]) -> None:
+        """Queue card records for a background writer that commits them in batches.
+
+        Cards are audit metadata, not acknowledgements: keeping their fsync off the request path keeps
+        CDS latency low. A hard crash can lose the last batch of card rows, never acknowledged feedback.
+        """
+        if rows:
+            self._ensure_writer()
+            self._queue.put(rows)
+
+    def _ensure_writer(self) -> None:
+        if getattr(self, "_writer", None) is None:
+            import queue
+            import threading
+
+            self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+            self._writer = threading.Thread(target=self._drain, name="jakinib-card-writer", daemon=True)
+            self._writer.start()
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            while not self._queue.empty():
+                more = self._queue.get()
+                if more is None:
+                    self.add_cards(batch)
+                    return
+                batch = batch + more
+            self.add_cards(batch)
+
+    def flush(self) -> None:
+        """Write queued card rows and stop the background writer (at shutdown and in tests)."""
+        if getattr(self, "_writer", None) is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+            self._writer = None
 
     def add_feedback(self, service: str, items: list[dict[str, Any]], tenant: str | None) -> int:
         """Store feedback items in one transaction; returns how many were committed."""
