@@ -212,6 +212,102 @@ def _print_report(report: Any) -> None:
 
 
 @app.command()
+def simulate(
+    drug: str,
+    dose: Annotated[float | None, typer.Option("--dose", help="Dose in mg (default: the product's reference dose).")] = None,
+    every: Annotated[float | None, typer.Option("--every", help="Dosing interval in hours (24 = once daily).")] = None,
+    route: Annotated[str | None, typer.Option(help="oral or topical.")] = None,
+    population: Annotated[int, typer.Option(help="Virtual patients (0 = typical subject only).")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for the population.")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Write the concentration plot (.svg or .png).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a dosing day does to each JAK-STAT cytokine pathway (steady state, optionally a population)."""
+    from jakinib.pharmacology import plots
+    from jakinib.pharmacology.simulate import simulate as run
+
+    if route is not None and route not in ("oral", "topical"):
+        raise JakinibError(f"--route {route!r}: use oral or topical")
+    fmt = plots.figure_format(plot) if plot else None
+    progress = None
+    if population >= 20_000 and not as_json:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("virtual patients", total=population)
+        bar.start()
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done)
+    try:
+        sim = run(_kb(), drug, dose, every, route, population, seed, progress=progress, with_curve=plot is not None)
+    finally:
+        if progress is not None:
+            bar.stop()
+    if plot and fmt:
+        plots.write(plots.concentration_figure(sim, fmt), plot)
+    if as_json:
+        return _emit_json(sim.to_json())
+    con = _console()
+    p = sim.pk
+    con.print(f"[bold]{sim.drug}[/bold] {sim.product} {sim.dose_mg:g} mg every {sim.every_h:g} h (steady state): "
+              f"Cavg {p['cavg_nM']:.1f} nM ({p['cavg_ng_ml']:.1f} ng/mL), Cmax {p['cmax_nM']:.1f} nM, Cmin {p['cmin_nM']:.1f} nM, "
+              f"t1/2 {p['half_life_h']:.1f} h")
+    _table("Pathways", ["cytokine", "JAKs", "IC50 nM", "kind", "avg inhibition %", "h > 50%", "peak %", "trough %"],
+           [[r.cytokine, "/".join(r.jaks), r.ic50_nM, r.ic50_kind, r.avg_inhibition_pct, r.time_above_50_h,
+             r.peak_inhibition_pct, r.trough_inhibition_pct] for r in sim.pathways])
+    if sim.population:
+        pop = sim.population
+        con.print(f"population n={pop['n']} (seed {pop['seed']}): Cavg nM p5/p50/p95 = "
+                  f"{pop['cavg_nM']['p5']:.1f}/{pop['cavg_nM']['p50']:.1f}/{pop['cavg_nM']['p95']:.1f}")
+    for a in sim.assumptions:
+        con.print(f"[dim]assumption: {a}[/dim]")
+
+
+@app.command()
+def pathways(as_json: JsonOpt = False) -> None:
+    """The JAK-STAT map: cytokine -> receptor -> JAKs -> STATs -> cells -> clinical meaning."""
+    kb = _kb()
+    rows = [p.model_dump(mode="json") for p in kb.pathways]
+    if as_json:
+        return _emit_json(rows)
+    _table("JAK-STAT pathways", ["cytokine", "receptor", "JAKs", "STATs", "cells", "clinical meaning"],
+           [[p.cytokine, p.receptor, "/".join(p.jaks), ", ".join(p.stats), ", ".join(p.cells), p.clinical] for p in kb.pathways])
+
+
+@app.command("compare-pathways")
+def compare_pathways(
+    specs: Annotated[list[str], typer.Argument(help="DRUG or DRUG:MG:HOURS, two or more.")],
+    plot: Annotated[Path | None, typer.Option(help="Write the heat map (.svg or .png).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drug x pathway table of average inhibition over a day (and a heat map)."""
+    from jakinib.pharmacology import plots
+    from jakinib.pharmacology.simulate import simulate as run
+
+    fmt = plots.figure_format(plot) if plot else None
+    kb = _kb()
+    rows = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) not in (1, 3):
+            raise JakinibError(f"{spec!r}: use DRUG or DRUG:MG:HOURS (e.g. tofacitinib:5:12)")
+        try:
+            dose, every = (float(parts[1]), float(parts[2])) if len(parts) == 3 else (None, None)
+        except ValueError:
+            raise JakinibError(f"{spec!r}: dose and hours must be numbers") from None
+        rows.append(run(kb, parts[0], dose, every).to_json())
+    if plot and fmt:
+        plots.write(plots.heatmap_figure(rows, fmt), plot)
+    if as_json:
+        return _emit_json(rows)
+    cytokines = [p["cytokine"] for p in rows[0]["pathways"]]
+    _table("Average inhibition over 24 h (%)", ["drug", *cytokines],
+           [[f"{r['drug']} {r['dose_mg']:g}/{r['every_h']:g}h",
+             *[("—" if p["avg_inhibition_pct"] is None else f"{p['avg_inhibition_pct']:.0f}") for p in r["pathways"]]] for r in rows])
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

@@ -1,0 +1,81 @@
+"""Plots people would rather look at than read (matplotlib, SVG or PNG, no display needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def concentration_figure(sim: Any, fmt: str = "svg") -> bytes:
+    """Concentration over the day with each pathway's IC50 as a dashed line (SVG bytes)."""
+    plt = _plt()
+    if not sim.curve:
+        raise ValueError("simulate(..., with_curve=True) first")
+    t = np.asarray(sim.curve["t_h"])
+    conc = np.asarray(sim.curve["total_nM"])
+    p = sim.pk
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(t, conc, color="#1f4e79", lw=2, label="total plasma (nM)")
+    if p.get("cavg_unbound_nM"):
+        ax.plot(t, conc * p["cavg_unbound_nM"] / p["cavg_nM"], color="#2e86c1", lw=1.5, ls=":", label="unbound (nM)")
+    for pw in sim.pathways:
+        if pw.ic50_nM:
+            ax.axhline(pw.ic50_nM, color="#b03a2e", lw=0.8, ls="--")
+            ax.text(23.8, pw.ic50_nM, f"{pw.cytokine} IC50", ha="right", va="bottom", fontsize=7, color="#b03a2e")
+    ax.set_yscale("log")
+    ax.set_xlabel("hours after the first dose of the day (steady state)")
+    ax.set_ylabel("concentration (nM)")
+    ax.set_title(f"{sim.drug} {sim.dose_mg:g} mg every {sim.every_h:g} h")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, fmt)
+
+
+def heatmap_figure(rows: list[dict[str, Any]], fmt: str = "svg") -> bytes:
+    """Drug x pathway heat map of average % inhibition (blank where no verified potency)."""
+    plt = _plt()
+    cytokines = [p["cytokine"] for p in rows[0]["pathways"]] if rows else []
+    data = np.array([[np.nan if p["avg_inhibition_pct"] is None else p["avg_inhibition_pct"] for p in r["pathways"]] for r in rows])
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(cytokines)), 1.2 + 0.5 * len(rows)))
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="Reds", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(cytokines)), cytokines, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{r['drug']} {r['dose_mg']:g} mg/{r['every_h']:g} h" for r in rows], fontsize=8)
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            if not np.isnan(data[i, j]):
+                ax.text(j, i, f"{data[i, j]:.0f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="average inhibition over 24 h (%)")
+    fig.tight_layout()
+    return _save(fig, fmt)
+
+
+def _save(fig: Any, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def write(data: bytes, path: Path) -> None:
+    path.write_bytes(data)
+
+
+def figure_format(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
+        from jakinib.errors import InputError
+
+        raise InputError(f"--plot {path}: use a .svg or .png file name")
+    return fmt
