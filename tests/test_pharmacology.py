@@ -107,7 +107,7 @@ def test_at_least_one_oral_product_can_be_simulated():
 
 
 def test_population_is_reproducible_and_ordered():
-    drug, rec = COMPLETE[0]
+    drug, _rec = COMPLETE[0]
     a = simulate(KB, drug, population=2000, seed=7)
     b = simulate(KB, drug, population=2000, seed=7)
     assert a.population == b.population
@@ -132,7 +132,7 @@ def test_bad_simulation_input(cli, args, fragment):
 
 
 def test_simulate_cli_json_shape_and_plot(cli, tmp_path):
-    drug, rec = COMPLETE[0]
+    drug, _rec = COMPLETE[0]
     out = tmp_path / "c.svg"
     r = cli("simulate", drug, "--json", "--plot", str(out))
     assert r.code == 0, r.err
