@@ -13,7 +13,7 @@ from jakinib.errors import InputError
 from jakinib.knowledge import schema as s
 from jakinib.pharmacology import pk as pkm
 from jakinib.pharmacology.potency import potency
-from jakinib.pharmacology.simulate import simulate
+from jakinib.pharmacology.simulate import simulable, simulate
 
 KB = jakinib.load()
 REQUIRED = ["IL-2", "IL-4", "IL-6", "IL-7", "IL-10", "IL-12", "IL-13", "IL-15", "IL-21", "IL-23", "IL-31", "IFN-alpha",
@@ -86,9 +86,7 @@ def test_missing_pk_inputs_are_named():
         pkm.build(RECORD.model_copy(update={"tmax_h": None}))
 
 
-COMPLETE = [(d.name, r) for d in KB.drugs.values() for r in d.pk
-            if r.mw_g_mol and r.tmax_h and (r.cl_f_l_h or r.auc_ng_h_ml) and (r.half_life_h or r.v_f_l)
-            and next(p for p in d.products if p.id == r.product).route == "oral"]
+COMPLETE = [(d, r) for d, r in simulable(KB) if KB.product(r.product)[1].route == "oral"]
 
 
 @pytest.mark.parametrize("drug, rec", COMPLETE, ids=[f"{d}:{r.product}" for d, r in COMPLETE])

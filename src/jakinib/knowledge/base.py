@@ -40,6 +40,11 @@ class ApprovalRow:
     route: str
     approval: s.Approval
 
+    @property
+    def sort_key(self) -> str:
+        """Chronological order; undated decisions last."""
+        return self.approval.date or "9999"
+
     def to_json(self) -> dict[str, Any]:
         a = self.approval
         return {

@@ -253,6 +253,27 @@ class CellularPotency(Model):
     sources: Sources
 
 
+class PopPK(Model):
+    """A published population-PK model: apparent parameters of its typical subject (first-order absorption)."""
+
+    compartments: Literal[1, 2]
+    ka_h: float = Field(gt=0)
+    tlag_h: float = Field(0, ge=0)
+    cl_l_h: float = Field(gt=0, description="CL/F")
+    vc_l: float = Field(gt=0, description="central V/F")
+    q_l_h: float | None = Field(None, gt=0, description="inter-compartmental clearance Q/F (2 compartments)")
+    vp_l: float | None = Field(None, gt=0, description="peripheral V/F (2 compartments)")
+    bsv_cv: dict[Literal["cl", "vc", "ka"], float] = Field(default_factory=dict, description="between-subject CV as a fraction")
+    population: str
+    sources: Sources
+
+    @model_validator(mode="after")
+    def _peripheral(self) -> PopPK:
+        if (self.compartments == 2) != (self.q_l_h is not None and self.vp_l is not None):
+            raise ValueError("a 2-compartment model needs q_l_h and vp_l (and a 1-compartment model neither)")
+        return self
+
+
 class PK(Model):
     """Published pharmacokinetics of one product at a reference regimen (label 12.3 or pop-PK)."""
 
@@ -270,6 +291,7 @@ class PK(Model):
     v_f_l: float | None = Field(None, gt=0, description="apparent volume V/F")
     fraction_unbound: float | None = Field(None, gt=0, le=1)
     bioavailability: float | None = Field(None, gt=0, le=1)
+    model: PopPK | None = Field(None, description="a published pop-PK model for this product, used by the simulator")
     notes: str | None = None
     sources: Sources
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -20,7 +21,7 @@ from jakinib.knowledge import schema as s
 
 @dataclass(frozen=True)
 class PKModel:
-    """Typical-subject parameters (apparent, i.e. divided by F)."""
+    """Typical-subject apparent parameters (divided by F); q/vp only for two compartments."""
 
     product: str
     ka_h: float
@@ -31,6 +32,9 @@ class PKModel:
     tlag_h: float
     reference: s.PK
     derived: tuple[str, ...]  # which parameters were derived rather than read
+    q_l_h: float | None = None
+    vp_l: float | None = None
+    bsv_cv: tuple[tuple[str, float], ...] = ()
 
     @property
     def ke_h(self) -> float:
@@ -38,7 +42,17 @@ class PKModel:
 
     @property
     def half_life_h(self) -> float:
+        """Terminal half-life (beta phase for two compartments)."""
+        if self.q_l_h and self.vp_l:
+            _, beta = _hybrid(self.cl_l_h / self.v_l, self.q_l_h / self.v_l, self.q_l_h / self.vp_l)
+            return math.log(2) / float(beta)
         return math.log(2) / self.ke_h
+
+
+def _hybrid(k10: Any, k12: Any, k21: Any) -> tuple[Any, Any]:
+    total = k10 + k12 + k21
+    root = np.sqrt(total * total - 4 * k10 * k21)
+    return (total + root) / 2, (total - root) / 2
 
 
 def _tmax_ss(ka: float, ke: float, tau: float) -> float:
@@ -58,7 +72,14 @@ def _solve_ka(tmax: float, ke: float, tau: float, steady: bool) -> float:
 
 
 def build(record: s.PK) -> PKModel:
-    """A PK model from one record, or InputError naming what is missing."""
+    """A PK model from one record (its published pop-PK model if it has one), or InputError naming what is missing."""
+    if record.model is not None:
+        if not record.mw_g_mol:
+            raise InputError(f"{record.product}: PK record lacks molecular weight: cannot simulate")
+        m = record.model
+        return PKModel(record.product, m.ka_h, m.cl_l_h, m.vc_l, record.mw_g_mol, record.fraction_unbound, m.tlag_h, record,
+                       (f"{m.compartments}-compartment pop-PK model ({m.population})",), m.q_l_h, m.vp_l,
+                       tuple(sorted(m.bsv_cv.items())))
     derived: list[str] = []
     cl = record.cl_f_l_h
     if cl is None and record.auc_ng_h_ml:
@@ -85,18 +106,29 @@ def build(record: s.PK) -> PKModel:
     return PKModel(record.product, ka, cl, v, record.mw_g_mol, record.fraction_unbound, 0.0, record, tuple(derived))
 
 
-def concentration_ng_ml(t_h: np.ndarray, dose_mg: float, every_h: float, ka: np.ndarray | float,
-                        cl: np.ndarray | float, v: np.ndarray | float, tlag: float = 0.0) -> np.ndarray:
+def concentration_ng_ml(t_h: np.ndarray, dose_mg: float, every_h: float, ka: Any, cl: Any, v: Any, tlag: float = 0.0,
+                        q: float | None = None, vp: float | None = None) -> np.ndarray:
     """Steady-state plasma concentration (ng/mL) at times ``t_h`` after a dose; broadcasts over subjects.
 
-    ``ka``, ``cl`` and ``v`` may be arrays of shape (n, 1) for a population; ``t_h`` of shape (T,).
+    ``ka``, ``cl`` and ``v`` (central volume) may be arrays of shape (n, 1) for a population; ``t_h`` of shape (T,).
+    With ``q`` and ``vp`` the model has two compartments (sum of three exponentials).
     """
     ka = np.asarray(ka, dtype=float)
-    ke = np.asarray(cl, dtype=float) / np.asarray(v, dtype=float)
+    v = np.asarray(v, dtype=float)
+    k10 = np.asarray(cl, dtype=float) / v
     tp = np.mod(np.asarray(t_h, dtype=float) - tlag, every_h)
-    dose_ug = dose_mg * 1000.0
-    coef = dose_ug * ka / (np.asarray(v, dtype=float) * (ka - ke))
-    return coef * (np.exp(-ke * tp) / (1 - np.exp(-ke * every_h)) - np.exp(-ka * tp) / (1 - np.exp(-ka * every_h)))
+    scale = dose_mg * 1000.0 * ka / v  # µg/L = ng/mL
+
+    def term(rate: Any, weight: Any) -> Any:
+        return weight * np.exp(-rate * tp) / (1 - np.exp(-rate * every_h))
+
+    if not q or not vp:
+        return scale / (ka - k10) * (term(k10, 1.0) - term(ka, 1.0))
+    k21 = q / vp
+    alpha, beta = _hybrid(k10, q / v, k21)
+    return scale * (term(alpha, (k21 - alpha) / ((ka - alpha) * (beta - alpha)))
+                    + term(beta, (k21 - beta) / ((ka - beta) * (alpha - beta)))
+                    + term(ka, (k21 - ka) / ((alpha - ka) * (beta - ka))))
 
 
 def ng_ml_to_nM(conc: np.ndarray | float, mw_g_mol: float) -> np.ndarray | float:

@@ -83,6 +83,19 @@ def choose(kb: KnowledgeBase, drug: s.DrugFile, route: str | None) -> tuple[s.Pr
     raise InputError(f"{drug.name}: no PK record for {', '.join(p.id for p in products)} in the knowledge base: cannot simulate")
 
 
+def simulable(kb: KnowledgeBase) -> list[tuple[str, s.PK]]:
+    """(drug, PK record) pairs complete enough to simulate, in knowledge-base order."""
+    out = []
+    for d in kb.drugs.values():
+        for rec in d.pk:
+            try:
+                pkm.build(rec)
+            except InputError:
+                continue
+            out.append((d.name, rec))
+    return out
+
+
 def _inhibition(conc_nM: np.ndarray, ic50: float) -> np.ndarray:
     return conc_nM / (conc_nM + ic50)
 
@@ -109,13 +122,13 @@ def simulate(kb: KnowledgeBase, name: str, dose_mg: float | None = None, every_h
     if population < 0 or population > 1_000_000:
         raise InputError(f"--population {population}: between 0 and 1,000,000 virtual patients")
     model = pkm.build(rec)
-    assumptions = [f"one-compartment, first-order absorption; {', '.join(model.derived)}",
+    assumptions = [f"first-order absorption; {', '.join(model.derived)}",
                    "inhibition = C/(C+IC50), Hill coefficient 1",
                    "whole-blood IC50 vs total plasma concentration; cellular IC50 vs unbound concentration"]
     if dose != rec.dose_mg or tau != rec.every_h:
         assumptions.append(f"linear PK: scaled from the {rec.dose_mg:g} mg every {rec.every_h:g} h reference")
     t = np.arange(0, 24 * 60, GRID_MIN) / 60.0
-    conc = pkm.concentration_ng_ml(t, dose, tau, model.ka_h, model.cl_l_h, model.v_l)
+    conc = pkm.concentration_ng_ml(t, dose, tau, model.ka_h, model.cl_l_h, model.v_l, model.tlag_h, model.q_l_h, model.vp_l)
     conc_nM = pkm.ng_ml_to_nM(conc, model.mw_g_mol)
     pk = {"cavg_nM": float(conc_nM.mean()), "cmax_nM": float(conc_nM.max()), "cmin_nM": float(conc_nM.min()),
           "cavg_ng_ml": float(conc.mean()), "cmax_ng_ml": float(conc.max()), "half_life_h": model.half_life_h,
@@ -139,9 +152,13 @@ def simulate(kb: KnowledgeBase, name: str, dose_mg: float | None = None, every_h
                                      trough_inhibition_pct=round(float(trough), 2), sources=list(pot.sources)))
     pop = None
     if population:
-        pop = _population(model, dose, tau, t, pots, population, seed, cv if cv is not None else DEFAULT_CV, progress)
-        assumptions.append(f"between-subject variability: log-normal, CV {pop['cv'] * 100:g}% on CL/F, V/F and ka"
-                           + (" (assumed; no source gives it)" if cv is None else ""))
+        cvs = {"cl": DEFAULT_CV, "vc": DEFAULT_CV, "ka": DEFAULT_CV}
+        sourced = dict(model.bsv_cv)
+        cvs.update(sourced if cv is None else {k: cv for k in cvs})
+        pop = _population(model, dose, tau, t, pots, population, seed, cvs, progress)
+        assumed = [k for k in cvs if k not in sourced] if cv is None else []
+        assumptions.append("between-subject variability: log-normal, CV " + ", ".join(f"{k} {v * 100:g}%" for k, v in cvs.items())
+                           + (f" ({', '.join(assumed)} assumed {DEFAULT_CV * 100:g}%: no source gives it)" if assumed else ""))
     sources = sorted({*rec.sources, *(c for _, p in pots for c in p.sources)})
     curve = {"t_h": [round(x, 4) for x in t[::10].tolist()], "total_nM": conc_nM[::10].round(4).tolist()} if with_curve else None
     return Simulation(drug=drug.name, product=product.id, route=product.route, dose_mg=dose, every_h=tau, pk=pk,
@@ -157,10 +174,10 @@ def _exposure(conc_nM: np.ndarray, pot: Potency, fu: float | None) -> np.ndarray
 
 
 def _population(model: pkm.PKModel, dose: float, tau: float, t: np.ndarray, pots: list[tuple[s.Pathway, Potency]], n: int,
-                seed: int, cv: float, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+                seed: int, cvs: dict[str, float], progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    omega = math.sqrt(math.log(1 + cv * cv))
-    eta = rng.normal(0.0, omega, size=(n, 3))
+    omegas = np.array([math.sqrt(math.log(1 + cvs[k] ** 2)) for k in ("cl", "vc", "ka")])
+    eta = rng.normal(0.0, 1.0, size=(n, 3)) * omegas
     cl = model.cl_l_h * np.exp(eta[:, 0:1])
     v = model.v_l * np.exp(eta[:, 1:2])
     ka = model.ka_h * np.exp(eta[:, 2:3])
@@ -171,8 +188,8 @@ def _population(model: pkm.PKModel, dose: float, tau: float, t: np.ndarray, pots
     t32 = t.astype(np.float32)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        c = pkm.ng_ml_to_nM(pkm.concentration_ng_ml(t32, dose, tau, ka[start:stop], cl[start:stop], v[start:stop]),
-                            model.mw_g_mol).astype(np.float32)
+        c = pkm.ng_ml_to_nM(pkm.concentration_ng_ml(t32, dose, tau, ka[start:stop], cl[start:stop], v[start:stop],
+                                                    model.tlag_h, model.q_l_h, model.vp_l), model.mw_g_mol).astype(np.float32)
         cavg[start:stop] = c.mean(axis=1)
         for pw, p in usable:
             level = c if p.matrix == "whole-blood" else c * np.float32(model.fu)
@@ -186,5 +203,5 @@ def _population(model: pkm.PKModel, dose: float, tau: float, t: np.ndarray, pots
         p5, p50, p95 = np.percentile(x, [5, 50, 95])
         return {"p5": round(float(p5), 3), "p50": round(float(p50), 3), "p95": round(float(p95), 3)}
 
-    return {"n": n, "seed": seed, "cv": cv, "cavg_nM": q(cavg),
+    return {"n": n, "seed": seed, "cv": cvs, "cavg_nM": q(cavg),
             "pathways": [{"cytokine": k, "avg_inhibition_pct": q(a), "time_above_50_h": q(b)} for k, (a, b) in per.items()]}

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 import jakinib
 from jakinib.errors import JakinibError
@@ -187,7 +187,6 @@ def register(app: FastAPI) -> None:
     @app.post("/check", response_class=HTMLResponse, include_in_schema=False)
     async def check_submit(request: Request) -> HTMLResponse:
         form = await request.form()
-        kb = jakinib.load()
         error, report = None, None
         try:
             upload = form.get("bundle")
@@ -214,7 +213,7 @@ def register(app: FastAPI) -> None:
     @app.get("/simulate", response_class=HTMLResponse, include_in_schema=False)
     def simulate_page(request: Request, drug: str | None = None, dose: str | None = None, every: str | None = None) -> HTMLResponse:
         from jakinib.pharmacology import plots
-        from jakinib.pharmacology.simulate import simulate
+        from jakinib.pharmacology.simulate import simulable, simulate
 
         kb = jakinib.load()
         sim, svg, error = None, None, None
@@ -224,8 +223,8 @@ def register(app: FastAPI) -> None:
                 svg = Markup(plots.concentration_figure(sim).decode().split("?>", 1)[-1])
             except (JakinibError, ValueError) as exc:
                 error = str(exc)
-        simulable = [d.name for d in kb.drugs.values() if d.pk]
-        return render("simulate.html", request, sim=sim, svg=svg, error=error, simulable=simulable,
+        names = list(dict.fromkeys(name for name, _ in simulable(kb)))
+        return render("simulate.html", request, sim=sim, svg=svg, error=error, simulable=names,
                       f={"drug": drug or "", "dose": dose or "", "every": every or ""})
 
 
@@ -263,7 +262,3 @@ def _patient_from_form(form: Any) -> dict[str, Any]:
     patient["labs"] = labs
     patient["screening"] = {t: text(f"screen_{t}") for t in fields.SCREENING_TESTS if text(f"screen_{t}")}
     return patient
-
-
-def esc(value: Any) -> str:
-    return str(escape(value))
