@@ -113,10 +113,10 @@ def concentration_ng_ml(t_h: np.ndarray, dose_mg: float, every_h: float, ka: Any
     ``ka``, ``cl`` and ``v`` (central volume) may be arrays of shape (n, 1) for a population; ``t_h`` of shape (T,).
     With ``q`` and ``vp`` the model has two compartments (sum of three exponentials).
     """
-    ka = np.asarray(ka, dtype=float)
-    v = np.asarray(v, dtype=float)
-    k10 = np.asarray(cl, dtype=float) / v
-    tp = np.mod(np.asarray(t_h, dtype=float) - tlag, every_h)
+    ka = np.asarray(ka)  # dtype preserved: the population path passes float32 arrays
+    v = np.asarray(v)
+    k10 = np.asarray(cl) / v
+    tp = np.mod(np.asarray(t_h) - np.asarray(tlag, dtype=np.asarray(t_h).dtype), np.asarray(every_h, dtype=np.asarray(t_h).dtype))
     scale = dose_mg * 1000.0 * ka / v  # µg/L = ng/mL
 
     def term(rate: Any, weight: Any) -> Any:

@@ -182,6 +182,7 @@ def _population(model: pkm.PKModel, dose: float, tau: float, t: np.ndarray, pots
     v = model.v_l * np.exp(eta[:, 1:2])
     ka = model.ka_h * np.exp(eta[:, 2:3])
     ka = np.where(np.abs(ka - cl / v) < 1e-6, ka * 1.001, ka)  # avoid ka == ke singularity
+    cl, v, ka = cl.astype(np.float32), v.astype(np.float32), ka.astype(np.float32)
     usable = [(pw, p) for pw, p in pots if p.ic50_nM is not None and (p.matrix == "whole-blood" or model.fu)]
     cavg = np.empty(n)
     per = {pw.cytokine: (np.empty(n), np.empty(n)) for pw, _ in usable}
@@ -191,11 +192,14 @@ def _population(model: pkm.PKModel, dose: float, tau: float, t: np.ndarray, pots
         c = pkm.ng_ml_to_nM(pkm.concentration_ng_ml(t32, dose, tau, ka[start:stop], cl[start:stop], v[start:stop],
                                                     model.tlag_h, model.q_l_h, model.vp_l), model.mw_g_mol).astype(np.float32)
         cavg[start:stop] = c.mean(axis=1)
-        for pw, p in usable:
-            level = c if p.matrix == "whole-blood" else c * np.float32(model.fu)
-            inh = level / (level + np.float32(p.ic50_nM))
-            per[pw.cytokine][0][start:stop] = inh.mean(axis=1) * 100
-            per[pw.cytokine][1][start:stop] = (inh >= 0.5).sum(axis=1) * GRID_MIN / 60
+        done: dict[tuple[float, str | None], tuple[np.ndarray, np.ndarray]] = {}
+        for pw, p in usable:  # pathways sharing an IC50 and matrix share one computation
+            key = (float(p.ic50_nM), p.matrix)
+            if key not in done:
+                level = c if p.matrix == "whole-blood" else c * np.float32(model.fu)
+                inh = level / (level + np.float32(p.ic50_nM))
+                done[key] = (inh.mean(axis=1) * 100, (inh >= 0.5).sum(axis=1) * GRID_MIN / 60)
+            per[pw.cytokine][0][start:stop], per[pw.cytokine][1][start:stop] = done[key]
         if progress:
             progress(stop, n)
 
