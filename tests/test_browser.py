@@ -60,14 +60,14 @@ def test_first_time_user_path(server, page):
     page.wait_for_url(re.compile(r"/drugs/upadacitinib"))
     assert page.locator("h1").inner_text().startswith("upadacitinib")
     shot(page, "2-drug")
-    page.select_option("#region", "TGA")
-    page.wait_for_url(re.compile(r"region=TGA"))
+    page.select_option("#region", "EMA")
+    page.wait_for_url(re.compile(r"region=EMA"))
     headings = page.locator("#approvals ~ h3").all_inner_texts()
-    assert "Australia (TGA)" in headings and "United States (FDA)" not in headings
-    shot(page, "3-drug-approvals-australia")
+    assert "European Union (EMA)" in headings and "United States (FDA)" not in headings
+    shot(page, "3-drug-approvals-eu")
     page.click("text=Check a patient for upadacitinib")
     page.wait_for_url(re.compile(r"/check\?drug=upadacitinib"))
-    page.select_option("#regulator", "TGA")
+    page.select_option("#regulator", "EMA")
     page.select_option("#indication", "atopic-dermatitis")
     page.fill("#age", "68")
     page.select_option("#sex", "male")
@@ -76,10 +76,12 @@ def test_first_time_user_path(server, page):
     page.fill("#lab_anc", "3.2")
     page.fill("#lab_hb", "14")
     page.select_option("#screen_tuberculosis", "negative")
+    page.select_option("#screen_hepatitis-b", "negative")
+    page.select_option("#screen_hepatitis-c", "negative")
     page.click("#run-check")
     page.wait_for_selector("#assessment-upadacitinib")
     status = page.locator("#assessment-upadacitinib .status").first.inner_text()
-    assert status in ("Contraindicated", "Do not start", "Avoid", "Caution")
+    assert status == "Avoid"  # EU: >= 65 and a current smoker: only if no suitable alternative
     assert page.locator("#assessment-upadacitinib .findings li").count() >= 1  # every status comes with its findings
     shot(page, "4-checker-result")
     assert not page.errors

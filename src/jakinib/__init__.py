@@ -17,6 +17,7 @@ from jakinib.errors import InputError, JakinibError, KnowledgeError
 
 if TYPE_CHECKING:
     from jakinib.knowledge import KnowledgeBase
+    from jakinib.pharmacology.simulate import Simulation
     from jakinib.safety import Patient, Report
 
 __version__ = "0.1.0"
@@ -76,4 +77,12 @@ def check(
     return run(kb, read_patient(patient, kb, today), drugs, regulator, indication, today)
 
 
-__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient"]
+def simulate(drug: str, dose_mg: float | None = None, every_h: float | None = None, route: str | None = None,
+             population: int = 0, seed: int = 0) -> Simulation:
+    """A steady-state dosing day of one product: concentrations and % inhibition per JAK-STAT pathway."""
+    from jakinib.pharmacology.simulate import simulate as run
+
+    return run(load(), drug, dose_mg, every_h, route, population, seed)
+
+
+__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient", "simulate"]

@@ -18,8 +18,53 @@ def _plt() -> Any:
     return plt
 
 
+def concentration_svg(sim: Any, width: int = 700, height: int = 380) -> str:
+    """The concentration-time plot as a small hand-written SVG (fast enough for a page; log y axis)."""
+    if not sim.curve:
+        raise ValueError("simulate(..., with_curve=True) first")
+    t = np.asarray(sim.curve["t_h"])
+    conc = np.asarray(sim.curve["total_nM"])
+    ic50s = sorted({(p.ic50_nM, p.cytokine) for p in sim.pathways if p.ic50_nM}, key=lambda x: x[0])
+    values = [*conc[conc > 0].tolist(), *(v for v, _ in ic50s)]
+    lo, hi = np.log10(min(values) / 1.5), np.log10(max(values) * 1.5)
+    left, right, top, bottom = 64, width - 120, 30, height - 44
+
+    def x(h: float) -> float:
+        return left + (right - left) * h / 24
+
+    def y(v: float) -> float:
+        return bottom - (bottom - top) * (np.log10(v) - lo) / (hi - lo)
+
+    pts = " ".join(f"{x(h):.1f},{y(max(v, 10 ** lo)):.1f}" for h, v in zip(t, conc, strict=True))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{sim.drug} concentration over a steady-state day, with pathway IC50 lines">',
+             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#8c959f"/>']
+    for decade in range(int(np.floor(lo)), int(np.ceil(hi)) + 1):
+        if lo <= decade <= hi:
+            yy = y(10.0 ** decade)
+            parts.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eaeef2"/>'
+                         f'<text x="{left - 6}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{10.0 ** decade:g}</text>')
+    for h in range(0, 25, 4):
+        parts.append(f'<text x="{x(h):.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle">{h}</text>')
+    shown: dict[float, list[str]] = {}
+    for v, name in ic50s:
+        shown.setdefault(v, []).append(name)
+    for v, names in shown.items():
+        label = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+        parts.append(f'<line x1="{left}" x2="{right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#b03a2e" stroke-dasharray="5 4"/>'
+                     f'<text x="{right + 4}" y="{y(v) + 4:.1f}" font-size="10" fill="#b03a2e">{label} IC50 {v:g}</text>')
+    parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f4e79" stroke-width="2"/>')
+    parts.append(f'<text x="{(left + right) / 2}" y="{height - 8}" font-size="12" text-anchor="middle">'
+                 f'hours (steady state, {sim.dose_mg:g} mg every {sim.every_h:g} h)</text>')
+    parts.append(f'<text x="14" y="{(top + bottom) / 2}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {(top + bottom) / 2})">total plasma concentration (nM)</text></svg>')
+    return "".join(parts)
+
+
 def concentration_figure(sim: Any, fmt: str = "svg") -> bytes:
-    """Concentration over the day with each pathway's IC50 as a dashed line (SVG bytes)."""
+    """Concentration over the day with each pathway's IC50 as a dashed line (SVG, or PNG through matplotlib)."""
+    if fmt == "svg":
+        return concentration_svg(sim).encode()
     plt = _plt()
     if not sim.curve:
         raise ValueError("simulate(..., with_curve=True) first")

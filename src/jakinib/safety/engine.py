@@ -96,7 +96,7 @@ def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule]) ->
         chosen = min(actions, key=lambda r: r.dose.mg * 24 / r.dose.every_h)  # type: ignore[union-attr]
         assert chosen.dose is not None
         base_mg_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
-        if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h <= base_mg_day:
+        if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h < base_mg_day:
             return DoseRecommendation(mg=chosen.dose.mg, every_h=chosen.dose.every_h, text=chosen.dose.text,
                                       adjusted=True, reason=chosen.message, sources=list(chosen.sources))
     if base is None:

@@ -86,3 +86,24 @@ def check(
 ) -> dict[str, Any]:
     """The safety assessment (``jakinib check --json``)."""
     return jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=today).to_json()
+
+
+@router.get("/pathways")
+def pathways() -> list[dict[str, Any]]:
+    """The JAK-STAT map (``jakinib pathways --json``)."""
+    return [p.model_dump(mode="json") for p in jakinib.load().pathways]
+
+
+@router.get("/simulate")
+def simulate(
+    drug: str,
+    dose: Annotated[float | None, Query(gt=0, le=10_000)] = None,
+    every: Annotated[float | None, Query(gt=0, le=168)] = None,
+    route: Annotated[str | None, Query(pattern="^(oral|topical)$")] = None,
+    population: Annotated[int, Query(ge=0, le=20_000)] = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A steady-state dosing day (``jakinib simulate --json``); populations up to 20,000 over HTTP."""
+    from jakinib.pharmacology.simulate import simulate as run
+
+    return run(jakinib.load(), drug, dose, every, route, population, seed).to_json()

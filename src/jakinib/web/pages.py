@@ -220,7 +220,7 @@ def register(app: FastAPI) -> None:
         if drug:
             try:
                 sim = simulate(kb, drug, float(dose) if dose else None, float(every) if every else None, with_curve=True)
-                svg = Markup(plots.concentration_figure(sim).decode().split("?>", 1)[-1])
+                svg = Markup(plots.concentration_svg(sim))
             except (JakinibError, ValueError) as exc:
                 error = str(exc)
         names = list(dict.fromkeys(name for name, _ in simulable(kb)))
