@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_cds import start_server  # noqa: E402
+from bench_cds import start_server
 
 PAGES = ["/", "/search?q=zoster", "/jak-inhibitors", "/jak-inhibitors?region=EMA", "/drugs/upadacitinib", "/drugs/tofacitinib",
          "/approvals", "/compare", "/check", "/pathways", "/simulate?drug=tofacitinib"]

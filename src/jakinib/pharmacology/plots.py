@@ -39,11 +39,12 @@ def concentration_svg(sim: Any, width: int = 700, height: int = 380) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{sim.drug} concentration over a steady-state day, with pathway IC50 lines">',
              f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#8c959f"/>']
-    for decade in range(int(np.floor(lo)), int(np.ceil(hi)) + 1):
-        if lo <= decade <= hi:
-            yy = y(10.0 ** decade)
-            parts.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eaeef2"/>'
-                         f'<text x="{left - 6}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{10.0 ** decade:g}</text>')
+    ticks = [m * 10.0 ** d for d in range(int(np.floor(lo)) - 1, int(np.ceil(hi)) + 1) for m in (1, 2, 5)
+             if lo <= np.log10(m * 10.0 ** d) <= hi]
+    for tick in (ticks if len(ticks) <= 8 else [v for v in ticks if np.isclose(np.log10(v) % 1, 0)]):
+        yy = y(tick)
+        parts.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eaeef2"/>'
+                     f'<text x="{left - 6}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{tick:g}</text>')
     for h in range(0, 25, 4):
         parts.append(f'<text x="{x(h):.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle">{h}</text>')
     shown: dict[float, list[str]] = {}
