@@ -29,7 +29,7 @@ def ode_patient(model: pkm.PKModel, ka: float, cl: float, v: float, dose: float,
         return [-ka * gut, ka * gut - cl / v * c - q / v * c + q / vp * p, q / v * c - q / vp * p]
 
     y = [0.0, 0.0, 0.0]
-    per_day = int(round(24 / tau))
+    per_day = round(24 / tau)
     for i in range(n_doses):
         y = [y[0] + dose * 1000, y[1], y[2]]
         last_day = i >= n_doses - per_day
