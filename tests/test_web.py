@@ -213,3 +213,60 @@ def test_logs_hold_no_patient_data(tmp_path):
     logs = srv.stop()
     assert "1950-03-01" not in logs and "pt-1" not in logs and "125" not in logs
     assert "local mode" in logs
+
+
+def test_missing_prefetch_is_fetched_from_the_fhir_server(server):
+    """With fhirServer + fhirAuthorization, absent prefetch is fetched (here from a FHIR server on loopback)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from conftest import free_port
+
+    seen: list[tuple[str, str]] = []
+    prefetch = ORDER_SIGN["prefetch"]
+
+    class Fhir(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            kind = self.path.lstrip("/").split("?")[0].split("/")[0]
+            key = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
+                   "MedicationRequest": "medications", "Immunization": "immunizations"}[kind]
+            body = json.dumps(prefetch[key]).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/fhir+json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    fhir = HTTPServer(("127.0.0.1", free_port()), Fhir)
+    threading.Thread(target=fhir.serve_forever, daemon=True).start()
+    try:
+        body = copy.deepcopy(ORDER_SIGN)
+        del body["prefetch"]
+        body["fhirServer"] = f"http://127.0.0.1:{fhir.server_port}"
+        body["fhirAuthorization"] = {"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300,
+                                     "scope": "patient/*.read", "subject": "jakinib"}
+        r = httpx.post(server.url + "/cds-services/jakinib-order-sign", json=body)
+        assert r.status_code == 200, r.text
+        with_fetch = r.json()["cards"]
+        direct = httpx.post(server.url + "/cds-services/jakinib-order-sign", json=ORDER_SIGN).json()["cards"]
+        assert [c["summary"] for c in with_fetch] == [c["summary"] for c in direct]
+        assert {p.split("?")[0].split("/")[1] for p, _ in seen} == {"Patient", "Condition", "Observation", "MedicationRequest",
+                                                                  "Immunization"}
+        assert all(auth == "Bearer secret-token" for _, auth in seen)
+    finally:
+        fhir.shutdown()
+
+
+def test_unreachable_fhir_server_is_412(server):
+    from conftest import free_port
+
+    body = copy.deepcopy(ORDER_SIGN)
+    del body["prefetch"]
+    body["fhirServer"] = f"http://127.0.0.1:{free_port()}"
+    body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "y"}
+    r = httpx.post(server.url + "/cds-services/jakinib-order-sign", json=body)
+    assert r.status_code == 412 and r.json()["error"]["type"] == "prefetch-missing"
