@@ -226,7 +226,7 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(server):
     prefetch = ORDER_SIGN["prefetch"]
 
     class Fhir(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             seen.append((self.path, self.headers.get("Authorization", "")))
             kind = self.path.lstrip("/").split("?")[0].split("/")[0]
             key = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
