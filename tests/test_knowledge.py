@@ -94,3 +94,21 @@ def test_names_resolve_by_synonym_and_case():
 def test_unknown_name_suggests():
     with pytest.raises(jakinib.InputError, match="did you mean upadacitinib"):
         KB.drug("upadacitinb")
+
+
+def test_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    import shutil
+
+    from jakinib.knowledge import base
+
+    monkeypatch.setenv("JAKINIB_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(loader.DATA_DIR, data)
+    first = base.build(data)
+    assert len(list((tmp_path / "cache").glob("kb-*.pickle"))) == 1
+    again = base.build(data)
+    assert again.stats() == first.stats()
+    path = data / "drugs" / "ritlecitinib.yaml"
+    path.write_text(path.read_text().replace("name: ritlecitinib", "name: ritlecitinib\nnot_a_field: 1", 1))
+    with pytest.raises(jakinib.KnowledgeError, match="not_a_field"):
+        base.build(data)

@@ -354,7 +354,7 @@ def kb_validate(
     """Load and cross-check every data file; exit 2 with one line naming file, record and field."""
     from jakinib.knowledge import base, loader
 
-    kb = base.build(data_dir or loader.DATA_DIR)
+    kb = base.build(data_dir or loader.DATA_DIR, cache=False)
     stats = kb.stats()
     if as_json:
         return _emit_json({"valid": True, **stats})

@@ -357,10 +357,49 @@ def _term_index(terms: dict[str, s.Term], codes: bool = False) -> dict[str, str]
     return out
 
 
-def build(data_dir: Path = loader.DATA_DIR) -> KnowledgeBase:
-    """Parse every data file under ``data_dir``, validate and cross-check."""
+def build(data_dir: Path = loader.DATA_DIR, cache: bool = True) -> KnowledgeBase:
+    """The knowledge base for ``data_dir``: validated once, then loaded from a cache keyed by the files' content.
+
+    The cache (``$JAKINIB_CACHE_DIR`` or ``~/.cache/jakinib``) holds the validated objects of one exact set of
+    data files and jakinib version; any edit changes the key, so an edited file is always validated again.
+    """
     if not data_dir.is_dir():
         raise KnowledgeError(f"{data_dir}: knowledge data folder not found")
+    if not cache:
+        return _build(data_dir)
+    import hashlib
+    import os
+    import pickle
+
+    from jakinib import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(data_dir.rglob("*.yaml")):
+        digest.update(str(path.relative_to(data_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = Path(os.environ.get("JAKINIB_CACHE_DIR") or Path.home() / ".cache" / "jakinib")
+    target = folder / f"kb-{digest.hexdigest()[:24]}.pickle"
+    try:
+        with target.open("rb") as fh:
+            kb = pickle.load(fh)
+        if isinstance(kb, KnowledgeBase):
+            kb.data_dir = data_dir
+            return kb
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass
+    kb = _build(data_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(kb, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(target)
+    except OSError:
+        pass  # a read-only home is fine: validate every time
+    return kb
+
+
+def _build(data_dir: Path) -> KnowledgeBase:
+    """Parse every data file under ``data_dir``, validate and cross-check."""
     sources: dict[str, s.Source] = {}
     for path in sorted((data_dir / "sources").glob("*.yaml")):
         for src in loader.parse_list(path, s.Source):
