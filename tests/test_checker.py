@@ -127,3 +127,16 @@ def test_monitoring_dates_count_from_today():
                           indication="atopic-dermatitis", today=TODAY)
     dates = [m.date for m in report.assessments[0].monitoring if m.date]
     assert dates and min(dates) >= TODAY.isoformat()
+
+
+def test_creatinine_clearance_is_derived_by_cockcroft_gault_and_reported():
+    raw = {"age": 67, "sex": "female", "weight_kg": 72, "labs": {"creatinine": {"value": 97, "unit": "umol/L"}}}
+    p = parse_patient(raw, KB)
+    # (140 - 67) x 72 / (72 x 97/88.4) x 0.85, with 88.4 µmol/L per mg/dL from creatinine's molar mass
+    assert p.labs["creatinine"] == pytest.approx(97 / 88.4, rel=1e-3)
+    assert p.labs["crcl"] == pytest.approx((140 - 67) / (97 / 88.4) * 0.85, rel=1e-3)
+    assert p.derived and "Cockcroft-Gault" in p.derived[0]
+    given = parse_patient({**raw, "labs": {**raw["labs"], "crcl": 40}}, KB)
+    assert given.labs["crcl"] == 40 and not given.derived  # a measured value is never overwritten
+    missing = parse_patient({"age": 67, "labs": {"creatinine": 1.1}}, KB)
+    assert "crcl" not in missing.labs  # no weight or sex: unknown, never guessed

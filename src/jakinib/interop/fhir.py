@@ -253,7 +253,8 @@ def patient_from_bundle(payload: Any, kb: KnowledgeBase, today: dt.date | None =
     return patient.model_copy(update={"unmapped": tuple(unmapped)})
 
 
-UCUM = {"10^9/L": "10*9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min": "mL/min", "U/L": "U/L"}
+UCUM = {"10^9/L": "10*9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min": "mL/min", "U/L": "U/L",
+        "mg/dL": "mg/dL"}
 SYSTEM_URL = {v: k for k, v in SYSTEMS.items() if k != "http://hl7.org/fhir/sid/icd-10-cm"}
 
 

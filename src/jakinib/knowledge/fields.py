@@ -13,7 +13,10 @@ LAB_UNITS = {
     "crcl": "mL/min",
     "alt": "U/L",
     "ast": "U/L",
+    "creatinine": "mg/dL",
 }
+# Molar masses (g/mol) for labs that may be reported in molar units (creatinine C4H7N3O: 113.12).
+MOLAR_MASS_G_MOL = {"creatinine": 113.12}
 BOOLEAN = ("pregnant", "breastfeeding")
 CHOICE = {
     "sex": ("female", "male"),

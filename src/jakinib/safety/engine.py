@@ -169,4 +169,5 @@ def check(kb: KnowledgeBase, patient: Patient, drugs: Iterable[str] | None = Non
     day = today or dt.date.today()
     assessments = [assess(kb, patient, kb.drugs[n], reg, ind, day) for n in dict.fromkeys(names)]
     return Report(regulator=reg, indication=ind, today=day.isoformat(), assessments=assessments,
-                  unmapped=list(dict.fromkeys([*patient.unmapped, *(f"medication {m}" for m in patient.unmapped_medications)])))
+                  unmapped=list(dict.fromkeys([*patient.unmapped, *(f"medication {m}" for m in patient.unmapped_medications)])),
+                  derived=list(patient.derived))

@@ -44,6 +44,7 @@ class Patient(BaseModel):
     vaccines_planned: tuple[str, ...] = ()
     screening: dict[str, Screening] = Field(default_factory=dict)
     unmapped: tuple[str, ...] = Field((), description="FHIR items that could not be mapped")
+    derived: tuple[str, ...] = Field((), description="values jakinib computed from others, with how")
 
     def facts(self) -> dict[str, Any]:
         """Flat field -> value map for predicates (absent = unknown; lists absent = empty)."""
@@ -92,7 +93,7 @@ def _lab(kb: KnowledgeBase, name: str, raw: Any) -> float:
         if not isinstance(unit, str) or not unit.strip():
             raise _err(path, f"needs a 'unit' (e.g. {canonical!r})")
         try:
-            value = units.convert(value, unit, canonical)
+            value = units.convert(value, unit, canonical, f.MOLAR_MASS_G_MOL.get(key))
         except PatientError as exc:
             raise _err(path, str(exc)) from None
         written = f"{raw['value']} {unit}"
@@ -175,6 +176,11 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
     if not isinstance(labs, dict):
         raise _err("labs", "expected an object of lab: value")
     out["labs"] = {k.lower(): _lab(kb, k, v) for k, v in labs.items() if v is not None}
+    crcl = cockcroft_gault(out.get("age"), out.get("weight_kg"), out.get("sex"), out["labs"].get("creatinine"))
+    if crcl is not None and "crcl" not in out["labs"]:
+        out["labs"]["crcl"] = crcl
+        out["derived"] = (f"labs.crcl = {crcl:.0f} mL/min by Cockcroft-Gault from creatinine {out['labs']['creatinine']:.2f} mg/dL, "
+                          f"age {out['age']:g}, weight {out['weight_kg']:g} kg, {out['sex']}",)
     meds, classes, unmapped = [], [], []
     for m in _list(raw, "medications"):
         entry = kb.medication(str(m))
@@ -201,6 +207,19 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
         raise _err("screening", "expected an object of test: result")
     out["screening"] = {k: _screening(k, v) for k, v in scr.items() if v is not None}
     return Patient(**out)
+
+
+def cockcroft_gault(age: float | None, weight_kg: float | None, sex: str | None, creatinine_mg_dl: float | None) -> float | None:
+    """Creatinine clearance (mL/min), Cockcroft & Gault 1976 (doi:10.1159/000180580); None if an input is missing.
+
+    CrCl = (140 - age) x weight / (72 x serum creatinine [mg/dL]), x 0.85 for women — the estimate labels use
+    for renal dose bands.
+    """
+    if None in (age, weight_kg, sex, creatinine_mg_dl) or not creatinine_mg_dl:
+        return None
+    assert age is not None and weight_kg is not None and creatinine_mg_dl is not None
+    value = (140 - age) * weight_kg / (72 * creatinine_mg_dl) * (0.85 if sex == "female" else 1.0)
+    return max(value, 0.0)
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any]:

@@ -57,6 +57,7 @@ class Report(_Frozen):
     today: str
     assessments: list[Assessment]
     unmapped: list[str] = []
+    derived: list[str] = []
 
     def assessment(self, drug: str) -> Assessment:
         return next(a for a in self.assessments if a.drug == drug)

@@ -28,6 +28,7 @@ ALIASES: dict[str, str] = {
 CANONICAL: dict[str, str] = {
     "10^9/L": "1e9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min", "mL/min": "mL/min", "U/L": "U_per_L",
     "umol/L": "umol/L",
+    "mg/dL": "mg/dL",
 }
 
 
@@ -48,25 +49,34 @@ def normalise(unit: str) -> str:
     raise PatientError(f"unknown unit {unit!r}")
 
 
-def convert(value: float, unit: str, to: str) -> float:
-    """Convert ``value`` from a written ``unit`` to a canonical unit (a key of CANONICAL)."""
-    return value * factor(normalise(unit), to)
+def convert(value: float, unit: str, to: str, molar_mass_g_mol: float | None = None) -> float:
+    """Convert ``value`` from a written ``unit`` to a canonical unit (a key of CANONICAL).
+
+    With ``molar_mass_g_mol``, molar concentrations (e.g. µmol/L creatinine) convert to mass ones (mg/dL).
+    """
+    return value * factor(normalise(unit), to, molar_mass_g_mol)
 
 
 @cache
-def factor(expression: str, to: str) -> float:
-    """The multiplier from a pint unit expression to a canonical unit (computed once per pair)."""
+def factor(expression: str, to: str, molar_mass_g_mol: float | None = None) -> float:
+    """The multiplier from a pint unit expression to a canonical unit (computed once per combination)."""
     ureg = _ureg()
+    src, dst = ureg(expression), ureg(CANONICAL.get(to, to))
     try:
-        return float((ureg(expression) / ureg(CANONICAL.get(to, to))).to("dimensionless").magnitude)
+        return float((src / dst).to("dimensionless").magnitude)
     except Exception:  # pint.DimensionalityError
+        if molar_mass_g_mol is not None:
+            try:
+                return float((src * ureg(f"{molar_mass_g_mol} g/mol") / dst).to("dimensionless").magnitude)
+            except Exception:
+                pass
         raise PatientError(f"unit {expression!r} cannot be converted to {to}") from None
 
 
 def candidates(lab_unit: str) -> list[str]:
     """Written units that convert to ``lab_unit`` (for 'did you mean' hints)."""
     seen, out = set(), []
-    for written in ("g/L", "g/dL", "cells/mm3", "10^9/L", "mL/min", "U/L"):
+    for written in ("g/L", "g/dL", "cells/mm3", "10^9/L", "mL/min", "U/L", "mg/dL"):
         try:
             convert(1.0, written, lab_unit)
         except PatientError:
