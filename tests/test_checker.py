@@ -53,24 +53,22 @@ def test_a_worse_lab_never_improves_a_status(lab, factor, regulator):
         assert rank(after[drug]) <= rank(before[drug]), (drug, lab, bad["labs"][lab], before[drug], after[drug])
 
 
+def assert_never_better(changed: dict, regulator: str, what: str) -> None:
+    before, after = statuses(BASE, regulator), statuses(changed, regulator)
+    for drug in before:
+        assert rank(after[drug]) <= rank(before[drug]), (drug, what, before[drug], after[drug])
+
+
 @slow
 @given(condition=st.sampled_from(CONDITIONS), regulator=st.sampled_from(REGULATORS))
 def test_adding_a_condition_never_improves_a_status(condition, regulator):
-    sick = copy.deepcopy(BASE)
-    sick["conditions"] = [condition]
-    before, after = statuses(BASE, regulator), statuses(sick, regulator)
-    for drug in before:
-        assert rank(after[drug]) <= rank(before[drug]), (drug, condition)
+    assert_never_better({**copy.deepcopy(BASE), "conditions": [condition]}, regulator, condition)
 
 
 @slow
 @given(med=st.sampled_from(MEDS), regulator=st.sampled_from(REGULATORS))
 def test_adding_an_interacting_medicine_never_improves_a_status(med, regulator):
-    treated = copy.deepcopy(BASE)
-    treated["medications"] = [med]
-    before, after = statuses(BASE, regulator), statuses(treated, regulator)
-    for drug in before:
-        assert rank(after[drug]) <= rank(before[drug]), (drug, med)
+    assert_never_better({**copy.deepcopy(BASE), "medications": [med]}, regulator, med)
 
 
 @settings(deadline=None)

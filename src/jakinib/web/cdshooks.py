@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 import jakinib
-from jakinib.errors import FhirError, InputError, JakinibError
+from jakinib.errors import FhirError, InputError, JakinibError, UnknownNameError
 from jakinib.interop import fhir
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.engine import check as run_check
@@ -250,10 +250,7 @@ def register(app: Any) -> None:
 
     @router.post("/cds-services/{service_id}")
     async def call(service_id: str, request: Request) -> JSONResponse:
-        if service_id not in SERVICES:
-            return JSONResponse({"error": {"type": "not-found", "message": f"unknown CDS service {service_id!r}"}}, 404)
-        client = await _authenticate(request)
-        body = await _json_body(request)
+        client, body = await _accept(service_id, request)
         settings = request.app.state.settings
         region = client.region if client else settings.default_region
         try:
@@ -265,10 +262,7 @@ def register(app: Any) -> None:
 
     @router.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> JSONResponse:
-        if service_id not in SERVICES:
-            return JSONResponse({"error": {"type": "not-found", "message": f"unknown CDS service {service_id!r}"}}, 404)
-        client = await _authenticate(request)
-        body = await _json_body(request)
+        client, body = await _accept(service_id, request)
         items = body.get("feedback")
         if not isinstance(items, list) or not items:
             raise InputError("feedback: expected a non-empty list")
@@ -279,6 +273,14 @@ def register(app: Any) -> None:
         return JSONResponse({"stored": n})
 
     app.include_router(router)
+
+
+async def _accept(service_id: str, request: Request) -> tuple[Any, dict[str, Any]]:
+    """Known service, authenticated client (None in local mode) and the JSON body, or the matching error."""
+    if service_id not in SERVICES:
+        raise UnknownNameError("CDS service", service_id, SERVICES)
+    client = await _authenticate(request)
+    return client, await _json_body(request)
 
 
 async def _authenticate(request: Request) -> Any:
