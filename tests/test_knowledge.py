@@ -112,3 +112,18 @@ def test_cache_is_keyed_by_content(tmp_path, monkeypatch):
     path.write_text(path.read_text().replace("name: ritlecitinib", "name: ritlecitinib\nnot_a_field: 1", 1))
     with pytest.raises(jakinib.KnowledgeError, match="not_a_field"):
         base.build(data)
+
+
+@pytest.mark.parametrize("rule", KB.rules, ids=lambda r: r.id)
+def test_rule_makes_a_valid_cds_card(rule):
+    from jakinib.safety.report import Assessment, Finding
+    from jakinib.web.cdshooks import cards_for
+
+    drug, product = KB.product(rule.products[0])
+    finding = Finding(rule=rule.id, severity=rule.status, message=rule.message, sources=list(rule.sources))
+    a = Assessment(drug=drug.name, product=product.id, route=product.route, status=rule.status, approved=True, dose=None,
+                   findings=[finding], screening_missing=[], monitoring=[])
+    (card,) = cards_for(a, rule.regulators[0], {"resourceType": "MedicationRequest"})
+    assert 0 < len(card["summary"]) < 140
+    assert card["indicator"] == ("critical" if rule.status in ("contraindicated", "do-not-start") else "warning")
+    assert rule.message in card["detail"] and card["source"]["label"]
