@@ -180,6 +180,7 @@ class Label(Model):
     monitoring: list[MonitoringItem] = Field(default_factory=list)
     doses: list[Dose] = Field(default_factory=list)
     adverse_effects: list[AdverseEffect] = Field(default_factory=list)
+    partial: str | None = Field(None, description="label sections jakinib has not read; the checker reports it")
     sources: Sources
 
 

@@ -131,6 +131,8 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
     if label is None:
         findings.append(Finding(rule="label.none", severity="caution", sources=list(product.sources),
                                 message=f"No {regulator} label for {product.id} is recorded in jakinib: safety rules from that label were not checked."))
+    elif label.partial:
+        findings.append(Finding(rule="label.partial", severity="caution", sources=list(label.sources), message=label.partial))
     facts = patient.facts()
     fired: list[s.Rule] = []
     for rule in kb.rules_for(product.id, regulator):
