@@ -98,3 +98,36 @@ def server(tmp_path_factory):
     srv.db_url = f"sqlite:///{db}"
     yield srv
     srv.stop()
+
+
+class JsonStub:
+    """A tiny JSON HTTP server on loopback (a JWKS endpoint, a FHIR server) for tests.
+
+    ``respond(path) -> object`` answers every GET; requests are recorded as (path, Authorization header).
+    """
+
+    def __init__(self, respond, content_type: str = "application/json") -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.path, self.headers.get("Authorization", "")))
+                body = json.dumps(respond(self.path)).encode()
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()

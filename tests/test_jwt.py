@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -14,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import Server, free_port
+from conftest import JsonStub, Server, free_port
 
 ISS = "https://ehr.example.org"
 ORDER_SIGN = json.loads((Path(__file__).parent / "fixtures" / "cds" / "order-sign-upadacitinib.json").read_text())
@@ -29,26 +27,11 @@ def jwk(key, kid: str, alg: str) -> dict:
     return {**data, "kid": kid, "alg": alg, "use": "sig"}
 
 
-class JwksHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"keys": [jwk(JKU_KEY, "jku-1", "ES384")]}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def jwks_server():
-    srv = HTTPServer(("127.0.0.1", free_port()), JwksHandler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/jwks"
-    srv.shutdown()
+    stub = JsonStub(lambda _path: {"keys": [jwk(JKU_KEY, "jku-1", "ES384")]})
+    yield stub.url + "/jwks"
+    stub.close()
 
 
 @pytest.fixture(scope="module")

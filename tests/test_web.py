@@ -217,36 +217,17 @@ def test_logs_hold_no_patient_data(tmp_path):
 
 def test_missing_prefetch_is_fetched_from_the_fhir_server(server):
     """With fhirServer + fhirAuthorization, absent prefetch is fetched (here from a FHIR server on loopback)."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from conftest import JsonStub
 
-    from conftest import free_port
-
-    seen: list[tuple[str, str]] = []
-    prefetch = ORDER_SIGN["prefetch"]
-
-    class Fhir(BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append((self.path, self.headers.get("Authorization", "")))
-            kind = self.path.lstrip("/").split("?")[0].split("/")[0]
-            key = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
-                   "MedicationRequest": "medications", "Immunization": "immunizations"}[kind]
-            body = json.dumps(prefetch[key]).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/fhir+json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    fhir = HTTPServer(("127.0.0.1", free_port()), Fhir)
-    threading.Thread(target=fhir.serve_forever, daemon=True).start()
+    kinds = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
+             "MedicationRequest": "medications", "Immunization": "immunizations"}
+    fhir = JsonStub(lambda path: ORDER_SIGN["prefetch"][kinds[path.lstrip("/").split("?")[0].split("/")[0]]],
+                    "application/fhir+json")
+    seen = fhir.seen
     try:
         body = copy.deepcopy(ORDER_SIGN)
         del body["prefetch"]
-        body["fhirServer"] = f"http://127.0.0.1:{fhir.server_port}"
+        body["fhirServer"] = fhir.url
         body["fhirAuthorization"] = {"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300,
                                      "scope": "patient/*.read", "subject": "jakinib"}
         r = httpx.post(server.url + "/cds-services/jakinib-order-sign", json=body)
@@ -258,7 +239,7 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(server):
                                                                   "Immunization"}
         assert all(auth == "Bearer secret-token" for _, auth in seen)
     finally:
-        fhir.shutdown()
+        fhir.close()
 
 
 def test_unreachable_fhir_server_is_412(server):
