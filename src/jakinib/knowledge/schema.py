@@ -145,6 +145,7 @@ class ScreeningItem(Model):
 
     test: Slug
     text: str
+    blocking: bool = Field(False, description="the label says to test before the first dose: missing = do-not-start")
     sources: Sources
 
 

@@ -23,10 +23,6 @@ from jakinib.safety.report import (
     worst,
 )
 
-# Screening that must be complete before a first dose (labels: evaluate/test before starting).
-BLOCKING_SCREENING = ("tuberculosis", "hepatitis-b", "hepatitis-c")
-
-
 def choose_product(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> s.Product:
     """The product to assess: one approved by the regulator for the indication, else one it approved, else the first."""
     approved = [r.approval for r in kb.approved_rows(drug.name, regulator)]
@@ -75,9 +71,8 @@ def _screening(label: s.Label | None, patient: Patient) -> tuple[list[str], list
         result = scr.result if scr else "not-done"
         if result in ("not-done", "indeterminate"):
             missing.append(item.test)
-            blocking = item.test in BLOCKING_SCREENING
             findings.append(Finding(
-                rule=f"screening.{item.test}", severity="do-not-start" if blocking else "caution",
+                rule=f"screening.{item.test}", severity="do-not-start" if item.blocking else "caution",
                 needs=[f"screening.{item.test}"], sources=list(item.sources),
                 message=(f"{item.test.replace('-', ' ').capitalize()} screening {'indeterminate' if result == 'indeterminate' else 'not recorded'}: "
                          f"{item.text}")))
