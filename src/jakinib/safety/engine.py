@@ -23,6 +23,7 @@ from jakinib.safety.report import (
     worst,
 )
 
+
 def choose_product(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> s.Product:
     """The product to assess: one approved by the regulator for the indication, else one it approved, else the first."""
     approved = [r.approval for r in kb.approved_rows(drug.name, regulator)]
