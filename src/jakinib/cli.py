@@ -245,7 +245,7 @@ def simulate(
         if progress is not None:
             bar.stop()
     if plot and fmt:
-        plots.write(plots.concentration_figure(sim, fmt), plot)
+        plot.write_bytes(plots.concentration_figure(sim, fmt))
     if as_json:
         return _emit_json(sim.to_json())
     con = _console()
@@ -298,7 +298,7 @@ def compare_pathways(
             raise JakinibError(f"{spec!r}: dose and hours must be numbers") from None
         rows.append(run(kb, parts[0], dose, every).to_json())
     if plot and fmt:
-        plots.write(plots.heatmap_figure(rows, fmt), plot)
+        plot.write_bytes(plots.heatmap_figure(rows, fmt))
     if as_json:
         return _emit_json(rows)
     cytokines = [p["cytokine"] for p in rows[0]["pathways"]]

@@ -114,10 +114,6 @@ def _save(fig: Any, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def write(data: bytes, path: Path) -> None:
-    path.write_bytes(data)
-
-
 def figure_format(path: Path) -> str:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png"):

@@ -153,9 +153,7 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:
-    from jakinib.knowledge.schema import STATUS_ORDER
-
-    return sorted(findings, key=lambda x: (STATUS_ORDER.index(x.severity), x.rule))
+    return sorted(findings, key=lambda x: (s.STATUS_ORDER.index(x.severity), x.rule))
 
 
 def check(kb: KnowledgeBase, patient: Patient, drugs: Iterable[str] | None = None, regulator: str = "FDA",

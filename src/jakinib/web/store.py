@@ -118,10 +118,6 @@ class Store:
                     outcome_timestamp=it.get("outcomeTimestamp"), tenant=tenant, received_at=now))
         return len(items)
 
-    def feedback_cards(self) -> list[str]:
-        with Session(self.engine) as s:
-            return list(s.scalars(select(FeedbackRecord.card)))
-
     def summary(self) -> list[dict[str, Any]]:
         """Acceptance and override reasons per card type (indicator and drug)."""
         with Session(self.engine) as s:
