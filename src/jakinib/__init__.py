@@ -32,24 +32,20 @@ def load(data_dir: Path | None = None) -> KnowledgeBase:
 
 
 def read_patient(data: Any, kb: KnowledgeBase | None = None, today: date | None = None) -> Patient:
-    """A Patient from a Patient, a dict (simple JSON form or a FHIR Bundle) or a JSON file path."""
-    import json
+    """A Patient from a Patient, a dict (simple JSON form or a FHIR Bundle) or a JSON file path.
 
+    Files are read with a size limit and parsed strictly (:mod:`jakinib.jsonio`: duplicate keys,
+    invalid Unicode and deep nesting are refused).
+    """
     from jakinib.safety.patient import Patient, parse_patient
 
     if isinstance(data, Patient):
         return data
     kb = kb or load()
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+        from jakinib.jsonio import read_json
+
+        data = read_json(data)
     if isinstance(data, dict) and data.get("resourceType") is not None:
         from jakinib.interop.fhir import patient_from_bundle
 

@@ -16,15 +16,39 @@ from jakinib.errors import KnowledgeError
 from jakinib.knowledge import schema as s
 
 DATA_DIR = Path(__file__).parent / "data"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 M = TypeVar("M", bound=BaseModel)
 
 
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, refusing a mapping that repeats a key (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+            except TypeError:
+                pass  # an unhashable key: SafeConstructor reports it
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:  # e.g. 2022-13-45: looks like a date, is not one
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark) from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse one YAML file; a syntax error names the file and line."""
+    """Parse one YAML file; a syntax error or a duplicated key names the file and line."""
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_Loader)
+            return yaml.load(fh, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -32,6 +56,8 @@ def read_yaml(path: Path) -> Any:
         raise KnowledgeError(f"{_rel(path)}{where}: invalid YAML: {problem}") from None
     except OSError as exc:
         raise KnowledgeError(f"{_rel(path)}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(f"{_rel(path)}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
 
 
 def _rel(path: Path) -> str:
