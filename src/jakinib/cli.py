@@ -134,11 +134,13 @@ def compare(names: Annotated[list[str], typer.Argument(help="Two or more drugs."
 
 @app.command()
 def search(text: str, as_json: JsonOpt = False) -> None:
-    """Search drugs, brands, indications, adverse effects and class facts."""
+    """Search drugs, brands, research codes, indications, label sections, rules, adverse effects and class facts."""
     hits = _kb().search(text)
     if as_json:
         return _emit_json(hits)
-    _table(f"Search: {text}", ["kind", "id", "label", "matched"], [[h["kind"], h["id"], h["label"], h["match"]] for h in hits])
+    if not hits:
+        return _console().print(f"Nothing found for {text!r}.")
+    _table(f"Search: {text}", ["kind", "result", "where it matched"], [[h["kind"], h["label"], h["snippet"]] for h in hits])
 
 
 @app.command()

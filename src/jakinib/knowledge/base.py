@@ -214,37 +214,16 @@ class KnowledgeBase:
         """The rules scoped to one product under one regulator."""
         return self._rules_index.get((product, regulator), ())
 
-    def search(self, text: str) -> list[dict[str, str]]:
-        """Drugs, brands, indications, conditions, adverse effects and class facts matching ``text``."""
-        q = text.strip().lower()
-        if not q:
-            return []
-        hits: list[dict[str, str]] = []
-        seen: set[tuple[str, str]] = set()
+    @cached_property
+    def _search_index(self) -> Any:
+        from jakinib.knowledge import search
 
-        def add(kind: str, id_: str, label: str, why: str) -> None:
-            if (kind, id_) not in seen:
-                seen.add((kind, id_))
-                hits.append({"kind": kind, "id": id_, "label": label, "match": why})
+        return search.build(self)
 
-        for d in self.drugs.values():
-            names = [d.name, *d.synonyms] + [b.name for p in d.products for b in p.brands]
-            for n in names:
-                if q in n.lower():
-                    add("drug", d.name, d.name, n)
-        for t in self.indications.values():
-            for n in [t.id, t.label, *t.synonyms]:
-                if q in n.lower():
-                    add("indication", t.id, t.label, n)
-        for d in self.drugs.values():
-            for lab in d.labels:
-                for ae in lab.adverse_effects:
-                    if q in ae.term.lower():
-                        add("adverse-effect", f"{d.name}:{ae.term}", f"{ae.term} ({d.name})", ae.term)
-        for cf in self.class_facts:
-            if q in cf.text.lower() or q in cf.topic:
-                add("class-fact", cf.id, cf.topic, cf.text[:80])
-        return hits
+    def search(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Ranked full-text search over drugs, brands, research codes, indications, label sections,
+        adverse effects and class facts (see :mod:`jakinib.knowledge.search`)."""
+        return self._search_index.search(text, limit=limit)
 
     @property
     def review_date(self) -> str | None:

@@ -113,10 +113,9 @@ def register(app: FastAPI) -> None:
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
     def search_page(request: Request, q: str = "") -> Response:
         kb = jakinib.load()
-        hits = kb.search(q)[:100] if q.strip() else []
-        exact = [h for h in hits if h["kind"] == "drug" and h["match"].lower() == q.strip().lower()]
-        if len({h["id"] for h in exact}) == 1:
-            return RedirectResponse(f"/drugs/{exact[0]['id']}", status_code=303)
+        hits = kb.search(q, limit=100) if q.strip() else []
+        if hits and hits[0]["exact"] and hits[0]["kind"] == "drug":  # a drug's name, brand or code: go to its page
+            return RedirectResponse(hits[0]["url"], status_code=303)
         return render("search.html", request, q=q, hits=hits)
 
     @app.get("/jak-inhibitors", response_class=HTMLResponse, include_in_schema=False)
