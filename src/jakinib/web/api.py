@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
 
 import jakinib
 from jakinib.errors import InputError, UnknownNameError
@@ -57,9 +58,23 @@ def compare(drugs: Annotated[str, Query(description="comma-separated drug names"
     return views.compare_json(kb, [kb.drug(n.strip()) for n in names])
 
 
+class SearchHit(BaseModel):
+    """One ranked search result (see jakinib.knowledge.search)."""
+
+    kind: str
+    id: str
+    label: str
+    url: str
+    match: str
+    snippet: str
+    snippet_html: str = Field(description="the snippet, HTML-escaped, matches in <mark>")
+    score: float
+    exact: bool = Field(description="the query is this drug's or indication's own name, brand or code")
+
+
 @router.get("/search")
-def search(q: Annotated[str, Query(min_length=1, max_length=200)]) -> list[dict[str, str]]:
-    return jakinib.load().search(q)
+def search(q: Annotated[str, Query(min_length=1, max_length=200)]) -> list[SearchHit]:
+    return [SearchHit(**h) for h in jakinib.load().search(q)]
 
 
 @router.get("/sources")
