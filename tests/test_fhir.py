@@ -25,6 +25,7 @@ CODED_MEDS = sorted(m.name for m in KB.medications.values())
 def report_json(patient, regulator="EMA", indication="atopic-dermatitis"):
     data = engine.check(KB, patient, regulator=regulator, indication=indication, today=TODAY).to_json()
     data.pop("unmapped")
+    data["derived"] = [d for d in data["derived"] if "by its name" not in d]  # FHIR text matches are reported
     return data
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from jakinib.errors import FhirError, JakinibError
+from jakinib.interop import terminology
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.patient import Patient, parse_patient
 
@@ -89,14 +90,36 @@ def _when(res: dict[str, Any]) -> str:
     return period.get("end") or period.get("start") or "" if isinstance(period, dict) else ""
 
 
-def bundle_to_simple(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> tuple[dict[str, Any], list[str]]:
-    """The simple patient JSON for a Bundle, and the list of things that could not be mapped."""
+class FhirRead:
+    """What the reader took from a Bundle: the simple patient JSON, what it could not map, how it read
+    what it did (text matches, derivations), and the JAK inhibitors found among the medications."""
+
+    def __init__(self) -> None:
+        self.simple: dict[str, Any] = {"conditions": [], "labs": {}, "medications": [], "screening": {}}
+        self.unmapped: list[str] = []
+        self.notes: list[str] = []
+        self.ordered: list[str] = []
+
+
+def _full_urls(payload: Any) -> dict[str, dict[str, Any]]:
+    if not (isinstance(payload, dict) and isinstance(payload.get("entry"), list)):
+        return {}
+    return {str(e["fullUrl"]): e["resource"] for e in payload["entry"]
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict) and isinstance(e.get("fullUrl"), str)}
+
+
+def read_bundle(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> FhirRead:
+    """Read a Bundle (or a list of resources) into a :class:`FhirRead`."""
     today = today or dt.date.today()
     items = resources(payload)
-    simple: dict[str, Any] = {"conditions": [], "labs": {}, "medications": [], "screening": {}}
-    unmapped: list[str] = []
+    out = FhirRead()
+    simple, unmapped = out.simple, out.unmapped
     lab_by_loinc = {code: lab.id for lab in kb.labs.values() for code in lab.loinc}
     latest: dict[str, str] = {}
+    meds_by_ref = _full_urls(payload)
+    for r in items:
+        if r["resourceType"] == "Medication" and r.get("id"):
+            meds_by_ref[f"Medication/{r['id']}"] = r
     patients = [r for r in items if r["resourceType"] == "Patient"]
     if len(patients) > 1:
         raise FhirError("Bundle holds more than one Patient")
@@ -113,12 +136,20 @@ def bundle_to_simple(payload: Any, kb: KnowledgeBase, today: dt.date | None = No
         elif kind == "Observation":
             _observation(r, kb, lab_by_loinc, simple, unmapped, latest)
         elif kind in ("MedicationRequest", "MedicationStatement"):
-            _medication(r, kb, simple, unmapped)
+            _medication(r, kb, simple, unmapped, meds_by_ref)
         elif kind == "Immunization":
             _immunization(r, kb, simple, unmapped)
-        elif kind not in ("Patient", "OperationOutcome", "Encounter", "Practitioner", "Organization"):
+        elif kind not in ("Patient", "OperationOutcome", "Encounter", "Practitioner", "Organization", "Medication"):
             unmapped.append(f"{kind} (resource type not read)")
-    return simple, unmapped
+    out.ordered = list(dict.fromkeys(simple.pop("ordered", [])))
+    out.notes = list(dict.fromkeys(simple.pop("_text_matches", [])))
+    return out
+
+
+def bundle_to_simple(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The simple patient JSON for a Bundle, and the list of things that could not be mapped."""
+    read = read_bundle(payload, kb, today)
+    return read.simple, read.unmapped
 
 
 def _status(r: dict[str, Any], key: str) -> str | None:
@@ -216,22 +247,47 @@ def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, s
     unmapped.append(f"Observation {_label(r.get('code'))}")
 
 
-def _medication(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
+def _medication(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str],
+                meds_by_ref: dict[str, dict[str, Any]] | None = None) -> None:
     if r.get("status") and r["status"] not in MED_ACTIVE:
         return
-    concept = r.get("medicationCodeableConcept") or {}
-    for system, code, display in _codings(concept):
-        for key in (code, display) if system in ("rxnorm", "text") else (display,):
-            if kb.medication(key) is not None:
-                simple["medications"].append(kb.medication(key).name)  # type: ignore[union-attr]
-                return
-            try:
-                kb.drug(key)
-                return  # a JAK inhibitor: the drug being assessed, not a co-medication
-            except JakinibError:
-                pass
-    label = _label(concept) if concept else "(medicationReference not resolved)"
-    simple["medications"].append(label)  # the checker reports it as unmapped
+    concept = medication_concept(r, meds_by_ref or {})
+    codings = [(c[0], c[1], c[2]) for c in _codings({"coding": concept.get("coding") or []})] if concept else []
+    text = concept.get("text") if concept and isinstance(concept.get("text"), str) else None
+    match = terminology.resolve_medication(kb, codings, text)
+    if match is None:
+        label = terminology.medication_label(codings, text) if concept else "(medicationReference not resolved)"
+        simple["medications"].append(label)  # the checker reports it as unmapped
+        return
+    if match.drug is not None:
+        simple.setdefault("ordered", []).append(match.drug)  # a JAK inhibitor: assessed, not a co-medication
+        return
+    for ingredient in match.ingredient.split(" / "):
+        simple["medications"].append(ingredient)
+    if match.matched_by == "text":
+        simple.setdefault("_text_matches", []).append(f"medication {match.matched!r} read as {match.ingredient} by its name")
+
+
+def medication_concept(r: dict[str, Any], meds_by_ref: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The medication's CodeableConcept: inline, or from ``medicationReference`` to a contained or Bundle Medication."""
+    concept = r.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        return concept
+    ref = r.get("medicationReference")
+    if not isinstance(ref, dict):
+        return None
+    target = str(ref.get("reference") or "")
+    med = None
+    if target.startswith("#"):
+        med = next((c for c in r.get("contained") or [] if isinstance(c, dict) and c.get("id") == target[1:]), None)
+    else:
+        med = meds_by_ref.get(target) or meds_by_ref.get(target.rsplit("/", 2)[-2] + "/" + target.rsplit("/", 1)[-1]
+                                                          if target.count("/") >= 1 else target)
+    if isinstance(med, dict) and isinstance(med.get("code"), dict):
+        return med["code"]
+    if isinstance(ref.get("display"), str):
+        return {"text": ref["display"]}
+    return None
 
 
 def _immunization(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
@@ -248,9 +304,9 @@ def _immunization(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], 
 
 def patient_from_bundle(payload: Any, kb: KnowledgeBase, today: dt.date | None = None) -> Patient:
     """A :class:`Patient` from a FHIR Bundle; unmapped items are kept on the patient."""
-    simple, unmapped = bundle_to_simple(payload, kb, today)
-    patient = parse_patient(simple, kb)
-    return patient.model_copy(update={"unmapped": tuple(unmapped)})
+    read = read_bundle(payload, kb, today)
+    patient = parse_patient(read.simple, kb)
+    return patient.model_copy(update={"unmapped": tuple(read.unmapped), "derived": (*patient.derived, *read.notes)})
 
 
 UCUM = {"10^9/L": "10*9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min/{1.73_m2}", "mL/min": "mL/min", "U/L": "U/L",

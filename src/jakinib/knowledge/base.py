@@ -71,6 +71,7 @@ class KnowledgeBase:
     pathways: list[s.Pathway]
     potency: list[s.MeasuredPotency]
     data_dir: Path
+    rxnorm: list[s.RxNormConcept] = field(default_factory=list)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -255,7 +256,7 @@ class KnowledgeBase:
             yield from loader.iter_citations(d, d.name)
         for group in (self.indications.values(), self.conditions.values(), self.medications.values(),
                       self.labs.values(), self.class_facts, self.evidence, self.codes,
-                      self.pathways, self.potency):
+                      self.pathways, self.potency, self.rxnorm):
             for item in group:
                 yield from loader.iter_citations(item, getattr(item, "id", "") or getattr(item, "name", ""))
 
@@ -289,6 +290,16 @@ class KnowledgeBase:
         for c in self.codes:
             if f.kind_of(c.field) is None and not c.field.startswith("conditions"):
                 raise KnowledgeError(f"codes.yaml: {c.system} {c.code}: unknown patient field {c.field!r}")
+        products = {p.id for d in self.drugs.values() for p in d.products}
+        seen_codes: set[str] = set()
+        for c in self.rxnorm:
+            if c.ingredient not in self.drugs and c.ingredient not in self.medications:
+                raise KnowledgeError(f"codes.yaml: rxnorm {c.code}: unknown ingredient {c.ingredient!r} (a drug or a medications.yaml name)")
+            if c.product is not None and c.product not in products:
+                raise KnowledgeError(f"codes.yaml: rxnorm {c.code}: unknown product {c.product!r}")
+            if c.code in seen_codes:
+                raise KnowledgeError(f"codes.yaml: rxnorm {c.code}: listed twice")
+            seen_codes.add(c.code)
         ids: set[str] = set()
         for m in self.medications.values():
             bad = set(m.classes) - set(f.INTERACTION_CLASSES)
@@ -402,7 +413,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
     meds = optional("medications.yaml", {"medications": s.MedicationEntry})
     labs = optional("labs.yaml", {"labs": s.LabDef})
     facts = optional("class_facts.yaml", {"facts": s.ClassFact})
-    codes = optional("codes.yaml", {"codes": s.CodeMapping})
+    codes = optional("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
     pathways = optional("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
     kb = KnowledgeBase(
         drugs=drugs,
@@ -414,6 +425,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
         labs={x.id: x for x in labs["labs"]},
         class_facts=facts["facts"],
         codes=codes["codes"],
+        rxnorm=codes["rxnorm"],
         pathways=pathways["pathways"],
         potency=pathways["potency"],
         data_dir=data_dir,

@@ -419,4 +419,21 @@ class CodeMapping(Model):
     sources: Sources
 
 
+class RxNormConcept(Model):
+    """An RxNorm concept below the ingredient (clinical drug SCD, branded drug SBD, ...) -> its ingredient.
+
+    ``ingredient`` is a JAK inhibitor drug slug (then ``product`` may name the product) or a
+    ``medications.yaml`` name, so a clinical-drug code reaches the interaction classes.
+    """
+
+    code: Annotated[str, Field(pattern=r"^[0-9]+$")]
+    name: str
+    tty: Literal["IN", "SCD", "SBD", "SCDC", "SBDC", "BN"] | None = Field(
+        None, description="RxNorm term type where the source states it or the name's structure shows it; None when not known")
+    ingredient: Slug
+    product: Slug | None = None
+    strength_mg: float | None = Field(None, gt=0)
+    sources: Sources
+
+
 Predicate.model_rebuild()
