@@ -73,12 +73,18 @@ def check(
     return run(kb, read_patient(patient, kb, today), drugs, regulator, indication, today)
 
 
-def simulate(drug: str, dose_mg: float | None = None, every_h: float | None = None, route: str | None = None,
-             population: int = 0, seed: int = 0) -> Simulation:
-    """A steady-state dosing day of one product: concentrations and % inhibition per JAK-STAT pathway."""
+def simulate(drug: str | None, dose_mg: float | None = None, every_h: float | None = None, route: str | None = None,
+             population: int = 0, seed: int = 0, params: str | Path | None = None) -> Simulation:
+    """A steady-state dosing day of one product: concentrations and % inhibition per JAK-STAT pathway.
+
+    ``params`` is a YAML file of your own PK and potency parameters (see :mod:`jakinib.pharmacology.params`);
+    the result is then marked ``user_supplied``.
+    """
+    from jakinib.pharmacology import params as user_params
     from jakinib.pharmacology.simulate import simulate as run
 
-    return run(load(), drug, dose_mg, every_h, route, population, seed)
+    user = user_params.read(Path(params)) if params is not None else None
+    return run(load(), drug, dose_mg, every_h, route, population, seed, params=user)
 
 
 __all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient", "simulate"]

@@ -215,18 +215,35 @@ def _print_report(report: Any) -> None:
 
 @app.command()
 def simulate(
-    drug: str,
+    drug: Annotated[str | None, typer.Argument(help="The drug (omit to list which drugs can be simulated, and why not).")] = None,
     dose: Annotated[float | None, typer.Option("--dose", help="Dose in mg (default: the product's reference dose).")] = None,
     every: Annotated[float | None, typer.Option("--every", help="Dosing interval in hours (24 = once daily).")] = None,
     route: Annotated[str | None, typer.Option(help="oral or topical.")] = None,
     population: Annotated[int, typer.Option(help="Virtual patients (0 = typical subject only).")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed for the population.")] = 0,
     plot: Annotated[Path | None, typer.Option(help="Write the concentration plot (.svg or .png).")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="Your own PK and potency parameters (YAML; see docs/pharmacology.md).",
+                                                metavar="FILE.yaml")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What a dosing day does to each JAK-STAT cytokine pathway (steady state, optionally a population)."""
     from jakinib.pharmacology import plots
+    from jakinib.pharmacology import simulate as simulation
     from jakinib.pharmacology.simulate import simulate as run
+
+    if drug is None and params is None:
+        rows = simulation.reach(_kb())
+        if as_json:
+            return _emit_json(rows)
+        _table("Which drugs can be simulated", ["drug", "simulable", "pathways with an IC50", "what is missing"],
+               [[r["drug"], r["simulable"], f"{r['pathways_with_potency']} of {r['of_pathways']}",
+                 "; ".join(r["missing"]) or "-"] for r in rows])
+        return _console().print("Simulate another drug from your own published parameters: jakinib simulate --params FILE.yaml")
+    user = None
+    if params is not None:
+        from jakinib.pharmacology import params as user_params
+
+        user = user_params.read(params)
 
     if route is not None and route not in ("oral", "topical"):
         raise JakinibError(f"--route {route!r}: use oral or topical")
@@ -242,7 +259,7 @@ def simulate(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done)
     try:
-        sim = run(_kb(), drug, dose, every, route, population, seed, progress=progress, with_curve=plot is not None)
+        sim = run(_kb(), drug, dose, every, route, population, seed, progress=progress, with_curve=plot is not None, params=user)
     finally:
         if progress is not None:
             bar.stop()
@@ -252,6 +269,8 @@ def simulate(
         return _emit_json(sim.to_json())
     con = _console()
     p = sim.pk
+    if sim.user_supplied:
+        con.print(f"[bold yellow]User-supplied parameters ({params}): not reviewed by jakinib.[/bold yellow]")
     con.print(f"[bold]{sim.drug}[/bold] {sim.product} {sim.dose_mg:g} mg every {sim.every_h:g} h (steady state): "
               f"Cavg {p['cavg_nM']:.1f} nM ({p['cavg_ng_ml']:.1f} ng/mL), Cmax {p['cmax_nM']:.1f} nM, Cmin {p['cmin_nM']:.1f} nM, "
               f"t1/2 {p['half_life_h']:.1f} h")

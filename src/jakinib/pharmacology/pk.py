@@ -96,8 +96,8 @@ def build(record: s.PK) -> PKModel:
     if cl is None and v and ke:
         cl = v * ke
         derived.append("CL/F = V*ke")
-    missing = [name for name, val in (("CL/F or AUC", cl), ("half-life or V/F", ke), ("V/F", v),
-                                      ("molecular weight", record.mw_g_mol), ("Tmax", record.tmax_h)) if not val]
+    missing = [name for name, lacking in (("CL/F or AUCtau", cl is None), ("V/F or half-life", v is None and ke is None),
+                                          ("molecular weight", not record.mw_g_mol), ("Tmax", not record.tmax_h)) if lacking]
     if missing:
         raise InputError(f"{record.product}: PK record lacks {', '.join(missing)}: cannot simulate")
     assert cl and v and ke and record.mw_g_mol and record.tmax_h

@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from jakinib.errors import InputError
+from jakinib.errors import InputError, JakinibError
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.pharmacology import pk as pkm
+from jakinib.pharmacology.params import UserParams
 from jakinib.pharmacology.potency import Potency, potency
 
 GRID_MIN = 1.0
 DEFAULT_CV = 0.3  # between-subject CV used when no source gives one: a labelled assumption
 CHUNK = 5000
+DEFAULT_DRUG = "tofacitinib"  # what the simulator page opens on: simulable, and used in rheumatology and dermatology
 
 
 class PathwayResult(BaseModel):
@@ -54,6 +56,7 @@ class Simulation(BaseModel):
     assumptions: list[str]
     sources: list[str]
     curve: dict[str, list[float]] | None = None
+    user_supplied: bool = False
 
     def to_json(self, curve: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -105,22 +108,89 @@ def _metrics(inh: np.ndarray, minutes: float) -> tuple[np.ndarray, ...]:
     return (inh.mean(axis=-1) * 100, (inh >= 0.5).sum(axis=-1) * minutes / 60, inh.max(axis=-1) * 100, inh.min(axis=-1) * 100)
 
 
-def simulate(kb: KnowledgeBase, name: str, dose_mg: float | None = None, every_h: float | None = None,
+def reach(kb: KnowledgeBase) -> list[dict[str, Any]]:
+    """Per drug: whether it can be simulated (``yes``; ``concentrations only`` when no pathway IC50 is verified; ``no``)
+    and what the knowledge base is missing for the rest."""
+    out = []
+    for d in kb.drugs.values():
+        missing: list[str] = []
+        product = None
+        if not d.pk:
+            missing.append("no published PK record")
+        else:
+            errors = []
+            for rec in d.pk:
+                try:
+                    pkm.build(rec)
+                    product = rec.product
+                    break
+                except InputError as exc:
+                    errors.append(str(exc).removesuffix(": cannot simulate"))
+            if product is None:
+                missing.extend(dict.fromkeys(errors))
+        pathways = sum(1 for pw in kb.pathways if potency(kb, d, pw).ic50_nM is not None)
+        if not pathways:
+            missing.append("no verified cellular or whole-blood IC50 for any pathway")
+        status = "no" if product is None else ("yes" if pathways else "concentrations only")
+        out.append({"drug": d.name, "simulable": status, "product": product, "pathways_with_potency": pathways,
+                    "of_pathways": len(kb.pathways), "missing": missing})
+    return out
+
+
+def simulate(kb: KnowledgeBase, name: str | None, dose_mg: float | None = None, every_h: float | None = None,
              route: str | None = None, population: int = 0, seed: int = 0, cv: float | None = None,
-             progress: Callable[[int, int], None] | None = None, with_curve: bool = False) -> Simulation:
-    """Simulate one product of ``name`` at steady state over 24 h (and over a virtual population)."""
-    drug = kb.drug(name)
-    product, rec = choose(kb, drug, route)
+             progress: Callable[[int, int], None] | None = None, with_curve: bool = False,
+             params: UserParams | None = None) -> Simulation:
+    """Simulate one product of ``name`` at steady state over 24 h (and over a virtual population).
+
+    With ``params`` (``simulate --params``) the PK and potencies come from the user's file instead of
+    the knowledge base, and the result is marked ``user_supplied``.
+    """
+    if params is not None:
+        drug_name, product_id, product_route, rec, pots = _from_params(kb, params)
+        product = None
+    else:
+        if name is None:
+            raise InputError("name a drug to simulate (run `jakinib simulate` alone to list which can be simulated)")
+        drug = kb.drug(name)
+        product, rec = choose(kb, drug, route)
+        drug_name, product_id, product_route = drug.name, product.id, product.route
+        pots = [(pw, potency(kb, drug, pw)) for pw in kb.pathways]
     dose = rec.dose_mg if dose_mg is None else float(dose_mg)
     tau = rec.every_h if every_h is None else float(every_h)
     if not (0 < tau <= 168) or math.isnan(tau):
         raise InputError(f"--every {tau:g} h: the dosing interval must be > 0 and <= 168 hours")
     if dose <= 0 or math.isnan(dose):
         raise InputError(f"--dose {dose:g} mg: the dose must be positive")
-    if product.route == "oral" and not _dose_allowed(product, dose):
+    if product is not None and product.route == "oral" and not _dose_allowed(product, dose):
         raise InputError(f"{dose:g} mg is not a dose of {product.brands[0].name} (strengths: {', '.join(product.strengths)})")
     if population < 0 or population > 1_000_000:
         raise InputError(f"--population {population}: between 0 and 1,000,000 virtual patients")
+    return _run(kb, drug_name, product_id, product_route, rec, pots, dose, tau, population, seed, cv, progress, with_curve,
+                params)
+
+
+def _from_params(kb: KnowledgeBase, params: UserParams) -> tuple[str, str, str, s.PK, list[tuple[s.Pathway, Potency]]]:
+    known = {pw.cytokine for pw in kb.pathways}
+    unknown = [p.cytokine for p in params.potency if p.cytokine not in known]
+    if unknown:
+        raise InputError(f"potency: unknown pathway {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    given = {p.cytokine: p for p in params.potency}
+    pots = []
+    for pw in kb.pathways:
+        p = given.get(pw.cytokine)
+        pots.append((pw, Potency(pw.cytokine, p.ic50_nM, "user-supplied", p.readout or "user-supplied IC50", tuple(p.sources), p.matrix)
+                     if p else Potency(pw.cytokine, None, "unavailable", "not in the parameter file", ())))
+    try:
+        name = kb.drug(params.drug).name
+    except JakinibError:
+        name = params.drug
+    return name, params.pk.product, params.route, params.pk_record(), pots
+
+
+def _run(kb: KnowledgeBase, drug_name: str, product_id: str, product_route: str, rec: s.PK, pots: list[tuple[s.Pathway, Potency]],
+         dose: float, tau: float, population: int, seed: int, cv: float | None, progress: Callable[[int, int], None] | None,
+         with_curve: bool, params: UserParams | None) -> Simulation:
     model = pkm.build(rec)
     assumptions = [f"first-order absorption; {', '.join(model.derived)}",
                    "inhibition = C/(C+IC50), Hill coefficient 1",
@@ -134,7 +204,8 @@ def simulate(kb: KnowledgeBase, name: str, dose_mg: float | None = None, every_h
           "cavg_ng_ml": float(conc.mean()), "cmax_ng_ml": float(conc.max()), "half_life_h": model.half_life_h,
           "cavg_unbound_nM": float(conc_nM.mean() * model.fu) if model.fu else None,
           "ka_h": model.ka_h, "cl_f_l_h": model.cl_l_h, "v_f_l": model.v_l}
-    pots = [(pw, potency(kb, drug, pw)) for pw in kb.pathways]
+    if params is not None:
+        assumptions.insert(0, f"user-supplied parameters for {drug_name}: not reviewed by jakinib (sources as given in the file)")
     results = []
     for pw, pot in pots:
         level = _exposure(conc_nM, pot, model.fu)
@@ -159,10 +230,11 @@ def simulate(kb: KnowledgeBase, name: str, dose_mg: float | None = None, every_h
         assumed = [k for k in cvs if k not in sourced] if cv is None else []
         assumptions.append("between-subject variability: log-normal, CV " + ", ".join(f"{k} {v * 100:g}%" for k, v in cvs.items())
                            + (f" ({', '.join(assumed)} assumed {DEFAULT_CV * 100:g}%: no source gives it)" if assumed else ""))
-    sources = sorted({*rec.sources, *(c for _, p in pots for c in p.sources)})
+    sources = params.sources() if params is not None else sorted({*rec.sources, *(c for _, p in pots for c in p.sources)})
     curve = {"t_h": [round(x, 4) for x in t[::10].tolist()], "total_nM": conc_nM[::10].round(4).tolist()} if with_curve else None
-    return Simulation(drug=drug.name, product=product.id, route=product.route, dose_mg=dose, every_h=tau, pk=pk,
-                      pathways=results, population=pop, assumptions=assumptions, sources=sources, curve=curve)
+    return Simulation(drug=drug_name, product=product_id, route=product_route, dose_mg=dose, every_h=tau, pk=pk,
+                      pathways=results, population=pop, assumptions=assumptions, sources=sources, curve=curve,
+                      user_supplied=params is not None)
 
 
 def _exposure(conc_nM: np.ndarray, pot: Potency, fu: float | None) -> np.ndarray | None:

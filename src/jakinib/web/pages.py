@@ -212,10 +212,11 @@ def register(app: FastAPI) -> None:
     @app.get("/simulate", response_class=HTMLResponse, include_in_schema=False)
     def simulate_page(request: Request, drug: str | None = None, dose: str | None = None, every: str | None = None) -> HTMLResponse:
         from jakinib.pharmacology import plots
-        from jakinib.pharmacology.simulate import simulable, simulate
+        from jakinib.pharmacology.simulate import DEFAULT_DRUG, reach, simulable, simulate
 
         kb = jakinib.load()
         sim, svg, error = None, None, None
+        drug = drug or DEFAULT_DRUG
         if drug:
             try:
                 sim = simulate(kb, drug, float(dose) if dose else None, float(every) if every else None, with_curve=True)
@@ -223,7 +224,7 @@ def register(app: FastAPI) -> None:
             except (JakinibError, ValueError) as exc:
                 error = str(exc)
         names = list(dict.fromkeys(name for name, _ in simulable(kb)))
-        return render("simulate.html", request, sim=sim, svg=svg, error=error, simulable=names,
+        return render("simulate.html", request, sim=sim, svg=svg, error=error, simulable=names, reach=reach(kb),
                       f={"drug": drug or "", "dose": dose or "", "every": every or ""})
 
 
