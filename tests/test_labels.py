@@ -6,11 +6,14 @@ that were read when the test was written.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
 import jakinib
+from jakinib.knowledge import loader
+from jakinib.safety import engine, parse_patient
 
 KB = jakinib.load()
 ADULT = re.compile(r"\badults?\b", re.IGNORECASE)
@@ -62,3 +65,167 @@ def test_no_adult_only_approval_is_listed_for_a_child(age):
     for row in KB.approvals(age=age):
         pop = row.approval.population or ""
         assert not (ADULT.search(pop) and row.approval.min_age_years is None), (row.drug, row.approval.regulator, pop)
+
+
+# ---- helpers for patient-level checks --------------------------------------------------------------
+
+TODAY = dt.date(2026, 12, 1)
+BASE = {
+    "age": 40, "sex": "female", "pregnant": False, "breastfeeding": False, "smoking": "never", "conditions": [],
+    "labs": {"anc": 4.0, "alc": 1.8, "hb": 13.5, "platelets": 250, "egfr": 95, "crcl": 100},
+    "medications": [],
+    "screening": {"tuberculosis": "negative", "hepatitis-b": "negative", "hepatitis-c": "negative", "zoster-vaccine": "done"},
+}
+
+
+def assess(drug: str, regulator: str, indication: str, **patch):
+    raw = {**BASE, **patch}
+    report = engine.check(KB, parse_patient(raw, KB), drugs=[drug], regulator=regulator, indication=indication, today=TODAY)
+    return report.assessments[0]
+
+
+def _uses(rule, field: str, **test) -> bool:
+    return any(p.field == field and all(getattr(p, k) == v for k, v in test.items())
+               for p in loader.iter_predicates(rule.when))
+
+
+# ---- item 3: EU posology after the 2023 Article 20 referral ----------------------------------------
+
+REFERRAL_DRUGS = ("tofacitinib", "baricitinib", "upadacitinib", "abrocitinib", "filgotinib")
+REFERRAL_DATE = "2023-01"  # CHMP endorsement 2023-01-23 (ema-jaki-referral-2023)
+
+
+@pytest.mark.parametrize("drug", REFERRAL_DRUGS)
+def test_every_eu_label_carries_the_age_65_rule_from_a_post_referral_source(drug):
+    labels = [lab for lab in KB.drug(drug).labels if lab.regulator == "EMA"]
+    assert labels, f"{drug}: no EMA label"
+    for lab in labels:
+        rules = [r for r in KB.rules_for(lab.product, "EMA") if _uses(r, "age", op=">=", value=65)]
+        assert rules, f"{lab.product}: no age >= 65 rule under EMA"
+        dates = [KB.sources[c.partition("#")[0]].date or "" for r in rules for c in r.sources]
+        assert any(d >= REFERRAL_DATE for d in dates), f"{lab.product}: age >= 65 rule cites nothing dated after the referral"
+
+
+@pytest.mark.parametrize("drug", REFERRAL_DRUGS)
+def test_no_eu_rule_still_keys_on_the_pre_referral_age_75_for_chronic_inflammatory_use(drug):
+    stale = [r.id for r in KB.rules if r.id.startswith(f"{drug}.") and "EMA" in r.regulators
+             and _uses(r, "age", op=">=", value=75) and r.dose is not None]
+    assert not stale, stale
+
+
+@pytest.mark.parametrize("indication", ["rheumatoid-arthritis", "atopic-dermatitis"])
+def test_baricitinib_ema_gives_a_70_year_old_2_mg(indication):
+    a = assess("baricitinib", "EMA", indication, age=70)
+    assert a.dose is not None and a.dose.mg == 2 and a.dose.adjusted, a.dose
+    assert a.status == "avoid"  # >= 65: only if no suitable alternative (SmPC 4.4)
+
+
+def test_baricitinib_ema_gives_a_40_year_old_without_risk_factors_4_mg():
+    a = assess("baricitinib", "EMA", "atopic-dermatitis")
+    assert a.dose is not None and a.dose.mg == 4 and not a.dose.adjusted
+
+
+def test_baricitinib_ema_higher_risk_patient_gets_2_mg():
+    a = assess("baricitinib", "EMA", "rheumatoid-arthritis", conditions=["venous-thromboembolism"])
+    assert a.dose is not None and a.dose.mg == 2
+
+
+def test_an_adult_band_dose_is_not_given_to_a_child():
+    a = assess("baricitinib", "EMA", "atopic-dermatitis", age=8, weight_kg=25)
+    assert a.dose is None or a.dose.mg != 4
+
+
+# ---- item 5: interaction clauses with their exact mechanism ----------------------------------------
+
+
+def test_fluconazole_is_in_both_cyp2c19_and_cyp2c9_inhibitor_classes():
+    flu = KB.medications["fluconazole"]
+    assert {"strong-cyp2c19-inhibitor", "moderate-cyp2c9-inhibitor"} <= set(flu.classes)
+    assert flu.sources
+
+
+def test_us_abrocitinib_avoids_fluconazole_instead_of_only_cutting_the_dose():
+    a = assess("abrocitinib", "FDA", "atopic-dermatitis", medications=["fluconazole"])
+    assert a.status == "avoid"
+    assert "abrocitinib.fda.cyp2c19-and-cyp2c9-inhibitor" in {f.rule for f in a.findings}
+
+
+def test_us_abrocitinib_strong_cyp2c19_inhibitor_alone_cuts_the_dose_without_avoid():
+    a = assess("abrocitinib", "FDA", "atopic-dermatitis", medications=["fluvoxamine"])
+    assert a.dose is not None and a.dose.mg == 50
+    assert "abrocitinib.fda.cyp2c19-and-cyp2c9-inhibitor" not in {f.rule for f in a.findings}
+
+
+def test_us_abrocitinib_avoids_strong_cyp2c19_inducers():
+    a = assess("abrocitinib", "FDA", "atopic-dermatitis", medications=["rifampicin"])
+    assert a.status == "avoid"
+    assert "abrocitinib.fda.cyp2c19-or-cyp2c9-inducer" in {f.rule for f in a.findings}
+
+
+def test_every_interaction_class_a_rule_names_is_held_by_a_medication_or_listed_as_empty():
+    """A class no medication belongs to makes its rule dead; the known-empty ones are listed here on purpose."""
+    held = {c for m in KB.medications.values() for c in m.classes}
+    known_empty = {"moderate-cyp2c19-inhibitor", "strong-cyp2c9-inhibitor", "strong-cyp2c9-inducer", "p-gp-inhibitor",
+                   "bcrp-substrate"}
+    used = {p.has for r in KB.rules for p in loader.iter_predicates(r.when) if p.field == "medication_classes"}
+    assert not (used - held - known_empty), sorted(used - held - known_empty)
+
+
+# ---- item 7: screening and history rules per label -------------------------------------------------
+
+
+def test_every_label_that_says_treat_latent_tb_first_has_a_latent_tb_rule():
+    missing = []
+    for d in KB.drugs.values():
+        for lab in d.labels:
+            tb = [s for s in lab.screening if s.test == "tuberculosis" and re.search(r"latent", s.text, re.I)]
+            rules = [r for r in KB.rules_for(lab.product, lab.regulator) if _uses(r, "conditions", has="latent-tuberculosis")]
+            if tb and not rules:
+                missing.append(f"{lab.product} {lab.regulator}")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(("drug", "regulator", "indication"), [
+    ("upadacitinib", "EMA", "atopic-dermatitis"), ("abrocitinib", "FDA", "atopic-dermatitis"),
+    ("baricitinib", "FDA", "rheumatoid-arthritis"), ("ritlecitinib", "FDA", "alopecia-areata")])
+def test_latent_tb_is_never_silent(drug, regulator, indication):
+    a = assess(drug, regulator, indication, conditions=["latent-tuberculosis"], screening={**BASE["screening"], "tuberculosis": "positive"})
+    latent = [f for f in a.findings if "latent" in f.rule]
+    assert latent, [f.rule for f in a.findings]
+    assert a.status != "ok"
+
+
+def test_latent_tb_with_a_negative_tb_screen_is_reported_as_contradictory():
+    a = assess("upadacitinib", "FDA", "atopic-dermatitis", conditions=["latent-tuberculosis"])
+    rules = {f.rule for f in a.findings}
+    assert "screening.tuberculosis.contradiction" in rules
+    assert any("latent" in r for r in rules - {"screening.tuberculosis.contradiction"}), "the condition still counts"
+
+
+def test_negative_tb_screen_without_latent_tb_is_not_a_contradiction():
+    a = assess("upadacitinib", "FDA", "atopic-dermatitis")
+    assert "screening.tuberculosis.contradiction" not in {f.rule for f in a.findings}
+
+
+@pytest.mark.parametrize("test", ["hepatitis-b", "hepatitis-c", "tuberculosis"])
+def test_screening_before_start_is_blocking_wherever_the_label_says_before(test):
+    """Same wording, same consequence: a label that says to screen before starting makes a missing screen do-not-start."""
+    loose = []
+    for d in KB.drugs.values():
+        for lab in d.labels:
+            for s in lab.screening:
+                if s.test == test and re.search(r"before|prior to", s.text, re.I) and not s.blocking:
+                    loose.append(f"{lab.product} {lab.regulator}: {s.text}")
+    assert not loose, loose
+
+
+@pytest.mark.parametrize("test", ["hepatitis-b", "hepatitis-c", "tuberculosis"])
+def test_the_same_missing_screen_has_the_same_consequence_under_one_regulator(test):
+    by_regulator: dict[str, set[tuple[bool, str]]] = {}
+    for d in KB.drugs.values():
+        for lab in d.labels:
+            for s in lab.screening:
+                if s.test == test:
+                    by_regulator.setdefault(lab.regulator, set()).add((s.blocking, lab.product))
+    mixed = {reg: sorted(items) for reg, items in by_regulator.items() if len({b for b, _ in items}) > 1}
+    assert not mixed, mixed

@@ -125,6 +125,33 @@ class Dose(Model):
     mg: float | None = Field(None, gt=0)
     every_h: float | None = Field(None, gt=0)
     text: str
+    min_age_years: float | None = Field(None, ge=0, description="band: from this age (inclusive)")
+    max_age_years: float | None = Field(None, gt=0, description="band: below this age (exclusive)")
+    min_weight_kg: float | None = Field(None, ge=0, description="band: from this body weight (inclusive)")
+    max_weight_kg: float | None = Field(None, gt=0, description="band: below this body weight (exclusive)")
+    sources: Sources
+
+    def fits(self, age: float | None, weight_kg: float | None) -> bool | None:
+        """Whether a patient falls in this dose's age/weight band (None: a banded value is unknown)."""
+        checks = []
+        for value, lo, hi in ((age, self.min_age_years, self.max_age_years),
+                              (weight_kg, self.min_weight_kg, self.max_weight_kg)):
+            if lo is None and hi is None:
+                continue
+            if value is None:
+                checks.append(None)
+            else:
+                checks.append((lo is None or value >= lo) and (hi is None or value < hi))
+        if False in checks:
+            return False
+        return None if None in checks else True
+
+
+class DoseGap(Model):
+    """An approved indication whose label dose jakinib could not verify: said, with the reason and its sources."""
+
+    indication: Slug
+    reason: str
     sources: Sources
 
 
@@ -180,6 +207,7 @@ class Label(Model):
     screening: list[ScreeningItem] = Field(default_factory=list)
     monitoring: list[MonitoringItem] = Field(default_factory=list)
     doses: list[Dose] = Field(default_factory=list)
+    doses_not_recorded: list[DoseGap] = Field(default_factory=list, description="approved indications without a verified dose")
     adverse_effects: list[AdverseEffect] = Field(default_factory=list)
     partial: str | None = Field(None, description="label sections jakinib has not read; the checker reports it")
     sources: Sources
@@ -340,6 +368,8 @@ class Term(Model):
     snomed: list[str] = Field(default_factory=list)
     icd10: list[str] = Field(default_factory=list)
     dermatology: bool = False
+    implies_screening: dict[Slug, Literal["positive"]] = Field(
+        default_factory=dict, description="screening results this condition implies; a recorded negative contradicts it")
     sources: list[Citation] = Field(default_factory=list)
 
 

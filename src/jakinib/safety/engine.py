@@ -63,13 +63,29 @@ def _approval_findings(kb: KnowledgeBase, drug: s.DrugFile, product: s.Product, 
     return True, []
 
 
-def _screening(label: s.Label | None, patient: Patient) -> tuple[list[str], list[Finding]]:
+def _contradicting(kb: KnowledgeBase, patient: Patient, test: str) -> list[s.Term]:
+    """Recorded conditions that imply a positive ``test`` (e.g. latent TB implies a positive TB screen)."""
+    terms = [kb.conditions.get(c) for c in patient.conditions]
+    return [t for t in terms if t is not None and t.implies_screening.get(test) == "positive"]
+
+
+def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient) -> tuple[list[str], list[Finding]]:
     missing, findings = [], []
     if label is None:
         return missing, findings
     for item in label.screening:
         scr = patient.screening.get(item.test)
         result = scr.result if scr else "not-done"
+        implied = _contradicting(kb, patient, item.test) if result == "negative" else []
+        if implied:
+            # The safer reading: the condition stands (its rules fire); the negative screen is reported, not trusted.
+            findings.append(Finding(
+                rule=f"screening.{item.test}.contradiction", severity="caution", needs=[f"screening.{item.test}"],
+                sources=sorted({*item.sources, *(c for t in implied for c in t.sources)}),
+                message=(f"Contradictory record: {', '.join(t.label.lower() for t in implied)} is recorded but the "
+                         f"{item.test.replace('-', ' ')} screen is negative; jakinib keeps the condition. "
+                         f"Check the record before starting. {item.text}")))
+            continue
         if result in ("not-done", "indeterminate"):
             missing.append(item.test)
             findings.append(Finding(
@@ -83,10 +99,13 @@ def _screening(label: s.Label | None, patient: Patient) -> tuple[list[str], list
     return missing, findings
 
 
-def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule]) -> DoseRecommendation | None:
+def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule],
+          patient: Patient | None = None) -> DoseRecommendation | None:
     base = None
     if label is not None and indication is not None:
-        base = next((d for d in label.doses if d.indication == indication), None)
+        age, weight = (patient.age, patient.weight_kg) if patient else (None, None)
+        # A dose banded by age or weight applies only inside its band (an unknown banded value matches none).
+        base = next((d for d in label.doses if d.indication == indication and d.fits(age, weight) is True), None)
     actions = [r for r in fired if r.dose is not None]
     if actions:
         chosen = min(actions, key=lambda r: r.dose.mg * 24 / r.dose.every_h)  # type: ignore[union-attr]
@@ -141,14 +160,14 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
         elif value is None:
             findings.append(Finding(rule=rule.id, severity="caution", needs=sorted(missing), sources=list(rule.sources),
                                     message=f"Unknown: needs {', '.join(sorted(missing))}. If it applies: {rule.message}"))
-    screening_missing, scr_findings = _screening(label, patient)
+    screening_missing, scr_findings = _screening(kb, label, patient)
     findings.extend(scr_findings)
     for med in patient.unmapped_medications:
         findings.append(Finding(rule="medication.unmapped", severity="caution", sources=["seed"],
                                 message=f"Medication {med!r} is not in jakinib's interaction table: check interactions against the label."))
     status = worst([x.severity for x in findings])
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
-                      dose=_dose(label, indication, fired), findings=_sorted(findings),
+                      dose=_dose(label, indication, fired, patient), findings=_sorted(findings),
                       screening_missing=screening_missing, monitoring=_monitoring(label, today))
 
 
