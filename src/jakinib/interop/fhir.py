@@ -36,7 +36,10 @@ def _codings(concept: Any) -> list[tuple[str, str, str]]:
     if not isinstance(concept, dict):
         return []
     out = []
-    for c in concept.get("coding") or []:
+    codings = concept.get("coding") or []
+    if not isinstance(codings, list):
+        raise FhirError(f"CodeableConcept.coding: expected a list of Codings, got {type(codings).__name__}")
+    for c in codings:
         if isinstance(c, dict) and c.get("code") is not None:
             out.append((SYSTEMS.get(str(c.get("system", "")).rstrip("/"), "other"), str(c["code"]), str(c.get("display") or c["code"])))
     if isinstance(concept.get("text"), str):
@@ -87,7 +90,9 @@ def _when(res: dict[str, Any]) -> str:
         if isinstance(res.get(key), str):
             return res[key]
     period = res.get("effectivePeriod")
-    return period.get("end") or period.get("start") or "" if isinstance(period, dict) else ""
+    if not isinstance(period, dict):
+        return ""
+    return next((v for v in (period.get("end"), period.get("start")) if isinstance(v, str)), "")
 
 
 class FhirRead:
@@ -152,6 +157,14 @@ def bundle_to_simple(payload: Any, kb: KnowledgeBase, today: dt.date | None = No
     return read.simple, read.unmapped
 
 
+def _code(r: dict[str, Any], key: str) -> str | None:
+    """A ``code`` element (e.g. ``status``): a string or absent; anything else is a FhirError."""
+    value = r.get(key)
+    if value is not None and not isinstance(value, str):
+        raise FhirError(f"{r['resourceType']}.{key}: expected a code (a string), got {type(value).__name__}")
+    return value
+
+
 def _status(r: dict[str, Any], key: str) -> str | None:
     concept = r.get(key)
     if isinstance(concept, str):
@@ -214,7 +227,7 @@ def _answer(r: dict[str, Any], kb: KnowledgeBase, field: str) -> Any:
 
 def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, str], simple: dict[str, Any],
                  unmapped: list[str], latest: dict[str, str]) -> None:
-    if r.get("status") and r["status"] not in OBS_OK:
+    if _code(r, "status") and r["status"] not in OBS_OK:
         return
     when = _when(r)
     for system, code, _ in _codings(r.get("code")):
@@ -249,7 +262,7 @@ def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, s
 
 def _medication(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str],
                 meds_by_ref: dict[str, dict[str, Any]] | None = None) -> None:
-    if r.get("status") and r["status"] not in MED_ACTIVE:
+    if _code(r, "status") and r["status"] not in MED_ACTIVE:
         return
     concept = medication_concept(r, meds_by_ref or {})
     codings = [(c[0], c[1], c[2]) for c in _codings({"coding": concept.get("coding") or []})] if concept else []
@@ -291,7 +304,7 @@ def medication_concept(r: dict[str, Any], meds_by_ref: dict[str, dict[str, Any]]
 
 
 def _immunization(r: dict[str, Any], kb: KnowledgeBase, simple: dict[str, Any], unmapped: list[str]) -> None:
-    if r.get("status") and r["status"] != "completed":
+    if _code(r, "status") and r["status"] != "completed":
         return
     for system, code, _ in _codings(r.get("vaccineCode")):
         m = kb.code_index.get((system, code))

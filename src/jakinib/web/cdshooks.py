@@ -2,15 +2,22 @@
 
 Spec: https://cds-hooks.hl7.org/2.0/ . Discovery at ``GET /cds-services``; the service at
 ``POST /cds-services/{id}``; feedback at ``POST /cds-services/{id}/feedback``.
+
+A call runs in three steps so that no request holds up another: the body is parsed strictly and
+validated (``cds_models``) and the orders are read; prefetch the EHR did not send is fetched
+asynchronously under one total deadline (``fhir_client``, ``Settings.fhir_timeout_s``); the check and
+the cards (``cds_cards``) run in the thread pool. Patient data that could not be read is named on a
+card, or answered 412 when the Patient itself is missing (the spec's "Precondition Failed").
 """
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 import jakinib
 from jakinib.errors import FhirError, InputError, JakinibError, UnknownNameError
@@ -18,20 +25,26 @@ from jakinib.interop import fhir
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.engine import check as run_check
 from jakinib.safety.patient import parse_patient
-from jakinib.safety.report import Assessment
+from jakinib.web import cds_models, fhir_client
+from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card
+
+__all__ = ["INDICATOR", "OVERRIDE_REASONS", "SERVICES", "cards_for", "discovery", "register"]
 
 SERVICES = {
     "jakinib-order-select": "order-select",
     "jakinib-order-sign": "order-sign",
     "jakinib-medication-prescribe": "medication-prescribe",  # deprecated hook, for older EHRs
 }
-INDICATOR = {"contraindicated": "critical", "do-not-start": "critical", "avoid": "warning", "caution": "warning"}
-OVERRIDE_REASONS = [
-    {"code": "benefit-outweighs-risk", "system": "https://jakinib.org/override-reason", "display": "Benefit outweighs risk for this patient"},
-    {"code": "data-out-of-date", "system": "https://jakinib.org/override-reason", "display": "Patient data shown is out of date or wrong"},
-    {"code": "specialist-advice", "system": "https://jakinib.org/override-reason", "display": "Started on specialist advice"},
-    {"code": "screening-done-elsewhere", "system": "https://jakinib.org/override-reason", "display": "Screening done elsewhere"},
-]
+PREFETCH_KEYS = ("patient", "conditions", "observations", "medications", "immunizations")
+WHAT = {"patient": "the Patient resource", "conditions": "active conditions", "observations": "recent labs",
+        "medications": "active medications", "immunizations": "immunizations"}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed or invalid request body: `{\"error\": {\"type\", \"message\"}}`"},
+    401: {"description": "Missing or invalid CDS Hooks JWT (when clients are configured)"},
+    404: {"description": "Unknown CDS service"},
+    412: {"description": "Required prefetch (the Patient) missing and not fetchable: `{\"error\": {...}}`"},
+    413: {"description": "Request body too large"},
+}
 
 
 class PrefetchMissing(Exception):
@@ -64,16 +77,16 @@ def discovery() -> dict[str, Any]:
         for sid, hook in SERVICES.items()]}
 
 
-def _orders(hook: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+# ---- orders ----------------------------------------------------------------------------------
+
+def _orders(hook: str, context: cds_models.Context) -> list[dict[str, Any]]:
     """The MedicationRequest resources being ordered (draftOrders Bundle, possibly without 'type')."""
     if hook == "medication-prescribe":
-        meds = context.get("medications")
-        return fhir.resources(meds) if meds else []
-    draft = context.get("draftOrders")
-    if draft is None:
+        return fhir.resources(context.medications) if context.medications else []
+    if context.draft_orders is None:
         raise InputError("context.draftOrders is required for this hook")
-    items = fhir.resources(draft)
-    selected = set(context.get("selections") or [])
+    items = fhir.resources(context.draft_orders)
+    selected = set(context.selections or [])
     if hook == "order-select" and selected:
         chosen = [r for r in items if f"{r.get('resourceType')}/{r.get('id')}" in selected]
         items = chosen or items
@@ -107,140 +120,132 @@ def _resolve_drug(kb: KnowledgeBase, text: str) -> str | None:
     return None
 
 
-def _prefetch_resources(prefetch: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Resources from prefetch values (resources or searchset Bundles); OperationOutcome entries skipped."""
-    out: list[dict[str, Any]] = []
-    absent: list[str] = []
-    for key in ("patient", "conditions", "observations", "medications", "immunizations"):
-        value = prefetch.get(key)
-        if value is None:
-            absent.append(key)
-            continue
-        if not isinstance(value, dict):
-            raise FhirError(f"prefetch.{key}: expected a FHIR resource or Bundle")
-        for r in fhir.resources(value):
-            if r.get("resourceType") != "OperationOutcome":
-                out.append(r)
-    return out, absent
+def _order_texts(orders: list[dict[str, Any]]) -> list[str]:
+    """Every display and text of the orders (EHR text that may reach a card)."""
+    return [display for o in orders for _, _, display in fhir._codings(o.get("medicationCodeableConcept"))]
 
 
-def _fetch(fhir_server: str, auth: dict[str, Any], templates: dict[str, str], keys: list[str], patient_id: str,
-           timeout: float) -> list[dict[str, Any]]:
-    import httpx
+# ---- prefetch --------------------------------------------------------------------------------
 
-    headers = {"Accept": "application/fhir+json"}
-    token = auth.get("access_token")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    out: list[dict[str, Any]] = []
-    with httpx.Client(base_url=fhir_server.rstrip("/") + "/", timeout=timeout, headers=headers) as client:
-        for key in keys:
-            url = templates[key].replace("{{context.patientId}}", patient_id)
-            try:
-                resp = client.get(url)
-                resp.raise_for_status()
-                out.extend(r for r in fhir.resources(resp.json()) if r.get("resourceType") != "OperationOutcome")
-            except (httpx.HTTPError, ValueError, FhirError):
-                raise PrefetchMissing(f"could not fetch {key} from the FHIR server") from None
-    return out
+def _outcome_text(outcome: dict[str, Any]) -> str:
+    issues = outcome.get("issue") if isinstance(outcome.get("issue"), list) else []
+    words = []
+    for i in issues[:3]:
+        if isinstance(i, dict):
+            said = i.get("diagnostics") or ((i.get("details") or {}).get("text") if isinstance(i.get("details"), dict) else None)
+            words.append(str(said or i.get("code") or i.get("severity") or "an issue"))
+    return "the EHR sent an OperationOutcome instead" + (f" ({'; '.join(words)})" if words else "")
 
 
-def _summary(a: Assessment) -> str:
-    top = a.findings[0] if a.findings else None
-    head = {"contraindicated": "Contraindicated", "do-not-start": "Do not start", "avoid": "Avoid",
-            "caution": "Caution"}.get(a.status, "OK")
-    text = f"{head}: {a.drug}"
-    if top:
-        text += f" — {top.message}"
-    return text if len(text) < 140 else text[:136].rstrip() + "…"
+def _read_prefetch(key: str, value: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """(resources, why it is unusable or None) for one prefetch value (a resource or a searchset Bundle)."""
+    if value is None:
+        return [], "not sent in prefetch"
+    if value.get("resourceType") == "OperationOutcome":
+        return [], _outcome_text(value)
+    try:
+        items = fhir.resources(value)
+    except FhirError as exc:
+        raise FhirError(f"prefetch.{key}: {exc}") from None
+    errors = [r for r in items if r.get("resourceType") == "OperationOutcome" and any(
+        isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in (r.get("issue") or []))]
+    kept = [r for r in items if r.get("resourceType") != "OperationOutcome"]
+    if errors:
+        return kept, _outcome_text(errors[0]) + " within the search result, which may be incomplete"
+    return kept, None
 
 
-def _detail(a: Assessment, regulator: str) -> str:
-    lines = [f"**{a.drug}** ({a.product}) under **{regulator}** labels: **{a.status}**", ""]
-    for f in a.findings:
-        if f.severity != "ok":
-            lines.append(f"- *{f.severity}*: {f.message} _(sources: {', '.join(f.sources)})_")
-    if a.dose:
-        lines += ["", f"Dose: {a.dose.text}" + (f" (adjusted: {a.dose.reason})" if a.dose.adjusted else "")]
-    if a.screening_missing:
-        lines += ["", "Screen before starting: " + ", ".join(a.screening_missing)]
-    return "\n".join(lines)
+@dataclass
+class Call:
+    """One CDS call, read: the orders, the JAK orders among them, prefetch read so far."""
+
+    service_id: str
+    hook: str
+    request: cds_models.CallRequest
+    orders: list[dict[str, Any]]
+    found: list[tuple[str, dict[str, Any]]]
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # prefetch key -> why it is missing
 
 
-def _dose_suggestion(a: Assessment, order: dict[str, Any]) -> list[dict[str, Any]]:
-    if not (a.dose and a.dose.adjusted and a.dose.mg and a.dose.every_h):
-        return []
-    resource = dict(order)
-    resource["dosageInstruction"] = [{
-        "text": a.dose.text,
-        "timing": {"repeat": {"frequency": 1, "period": a.dose.every_h, "periodUnit": "h"}},
-        "doseAndRate": [{"doseQuantity": {"value": a.dose.mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}],
-    }]
-    return [{"label": f"Change to {a.dose.text}", "uuid": str(uuid.uuid4()), "isRecommended": True,
-             "actions": [{"type": "update", "description": f"Update the order to {a.dose.text}", "resource": resource}]}]
-
-
-def cards_for(a: Assessment, regulator: str, order: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cards for one assessment: a critical/warning card for its status, an info card for missing screening."""
-    kb = jakinib.load()
-    label_src = next((kb.sources.get(s.partition("#")[0]) for f in a.findings for s in f.sources
-                      if kb.sources.get(s.partition("#")[0]) and kb.sources[s.partition("#")[0]].kind == "label"), None)
-    source = {"label": f"jakinib: {label_src.title}" if label_src else "jakinib JAK inhibitor reference",
-              "url": (label_src.url if label_src and label_src.url else "https://github.com/jakinib/jakinib")}
-    cards: list[dict[str, Any]] = []
-    serious = [f for f in a.findings if not f.rule.startswith("screening.")]
-    if a.status in INDICATOR and serious:
-        card: dict[str, Any] = {"uuid": str(uuid.uuid4()), "summary": _summary(a.model_copy(update={"findings": serious})),
-                                "indicator": INDICATOR[a.status], "detail": _detail(a, regulator), "source": source,
-                                "overrideReasons": OVERRIDE_REASONS}
-        suggestions = _dose_suggestion(a, order)
-        if suggestions:
-            card["suggestions"] = suggestions
-            card["selectionBehavior"] = "at-most-one"
-        cards.append(card)
-    if a.screening_missing:
-        summary = f"Before starting {a.drug}: screen for {', '.join(a.screening_missing)}"
-        cards.append({"uuid": str(uuid.uuid4()), "summary": summary if len(summary) < 140 else summary[:136] + "…",
-                      "indicator": "info", "detail": _detail(a, regulator), "source": source,
-                      "overrideReasons": OVERRIDE_REASONS})
-    return cards
-
-
-def handle(service_id: str, body: dict[str, Any], region: str, timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Answer a CDS Hooks call: ``({"cards": [...]}, card records to store)``."""
+def read_call(service_id: str, body: Any) -> Call:
+    """Validate a call body and read its orders and prefetch (no network, no check)."""
+    req = cds_models.parse_call(body)
     hook = SERVICES[service_id]
-    if body.get("hook") not in (hook, None):
-        raise InputError(f"hook {body.get('hook')!r} does not match service {service_id!r} ({hook})")
-    context = body.get("context")
-    if not isinstance(context, dict):
-        raise InputError("context: expected an object")
+    if req.hook != hook:
+        raise InputError(f"hook {req.hook!r} does not match service {service_id!r} ({hook})")
     kb = jakinib.load()
-    found = jak_orders(kb, _orders(hook, context))
-    if not found:
+    orders = _orders(hook, req.context)
+    call = Call(service_id, hook, req, orders, jak_orders(kb, orders))
+    if not call.found:
+        return call
+    prefetch = req.prefetch or {}
+    for key in PREFETCH_KEYS:
+        resources, problem = _read_prefetch(key, prefetch.get(key))
+        call.resources += resources
+        if problem:
+            call.problems[key] = problem
+    return call
+
+
+async def fetch_missing(call: Call, timeout: float) -> None:
+    """Fetch what prefetch lacked from ``fhirServer`` (when the EHR gave one with a token), under ``timeout``."""
+    req = call.request
+    if not call.problems or req.fhir_server is None or req.fhir_authorization is None or not req.context.patient_id:
+        return
+    templates = prefetch_templates(jakinib.load())
+    queries = {k: templates[k].replace("{{context.patientId}}", req.context.patient_id) for k in call.problems}
+    result = await fhir_client.fetch(str(req.fhir_server), req.fhir_authorization.access_token, queries, timeout)
+    for key, payload in result.payloads.items():
+        try:
+            if not isinstance(payload, dict):
+                raise FhirError("not a JSON object")
+            resources, problem = _read_prefetch(key, payload)
+        except FhirError as exc:
+            resources, problem = [], f"the FHIR server's answer is not a FHIR resource or Bundle ({exc})"
+        call.resources += resources
+        if problem:
+            call.problems[key] = f"{call.problems[key]}; {problem}"
+        else:
+            del call.problems[key]
+    for key, reason in result.failures.items():
+        call.problems[key] = f"{call.problems[key]}; {reason}"
+
+
+def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The check and its cards for a read call: ``({"cards": [...]}, card records to store)``. CPU only."""
+    if not call.found:
         return {"cards": []}, []
-    prefetch = body.get("prefetch") or {}
-    if not isinstance(prefetch, dict):
-        raise InputError("prefetch: expected an object")
-    resources, absent = _prefetch_resources(prefetch)
-    if absent:
-        server, auth, pid = body.get("fhirServer"), body.get("fhirAuthorization"), context.get("patientId")
-        if server and isinstance(auth, dict) and pid:
-            resources += _fetch(server, auth, prefetch_templates(kb), absent, str(pid), timeout)
-        elif "patient" in absent:
-            raise PrefetchMissing("prefetch.patient is missing and no fhirServer/fhirAuthorization was given")
-    others = [r for r in _orders(hook, context) if all(r is not o for _, o in found)]
-    simple, unmapped = fhir.bundle_to_simple(resources + others, kb)
+    if "patient" in call.problems:
+        req = call.request
+        server = "" if req.fhir_server and req.fhir_authorization else " and no fhirServer with fhirAuthorization was given to fetch it"
+        raise PrefetchMissing(f"prefetch.patient: {call.problems['patient']}{server}")
+    kb = jakinib.load()
+    others = [r for r in call.orders if all(r is not o for _, o in call.found)]
+    simple, unmapped = fhir.bundle_to_simple(call.resources + others, kb)
     patient = parse_patient(simple, kb).model_copy(update={"unmapped": tuple(unmapped)})
-    drugs = list(dict.fromkeys(d for d, _ in found))
+    drugs = list(dict.fromkeys(d for d, _ in call.found))
     report = run_check(kb, patient, drugs, region, patient.indication)
+    untrusted = [*_order_texts(call.orders), *patient.unmapped_medications, *patient.unmapped, *call.problems.values()]
+    missing = {WHAT[k]: v for k, v in call.problems.items()}
+    notes = [f"Not available for this check: {what} ({why})." for what, why in missing.items()]
     cards, records = [], []
     for a in report.assessments:
-        order = next(o for d, o in found if d == a.drug)
-        for card in cards_for(a, report.regulator, order):
+        order = next(o for d, o in call.found if d == a.drug)
+        made = cards_for(a, report.regulator, order, untrusted, notes)
+        if missing:
+            made.append(missing_data_card(a.drug, missing, untrusted))
+        for card in made:
             cards.append(card)
-            records.append({"uuid": card["uuid"], "service": service_id, "drug": a.drug, "indicator": card["indicator"],
+            records.append({"uuid": card["uuid"], "service": call.service_id, "drug": a.drug, "indicator": card["indicator"],
                             "status": a.status, "rules": [f.rule for f in a.findings][:20]})
     return {"cards": cards}, records
+
+
+def _loads(raw: bytes) -> Any:
+    from jakinib.jsonio import loads_strict
+
+    return loads_strict(raw)
 
 
 def register(app: Any) -> None:
@@ -248,39 +253,41 @@ def register(app: Any) -> None:
     router = APIRouter(tags=["cds-hooks"])
     router.get("/cds-services")(discovery)
 
-    @router.post("/cds-services/{service_id}")
+    @router.post("/cds-services/{service_id}", responses=ERROR_RESPONSES)
     async def call(service_id: str, request: Request) -> JSONResponse:
-        client, body = await _accept(service_id, request)
+        """A CDS Hooks call: cards for each JAK inhibitor being ordered."""
+        client = await _accept(service_id, request)
+        raw = await request.body()
         settings = request.app.state.settings
         region = client.region if client else settings.default_region
         try:
-            answer, records = handle(service_id, body, region, settings.fhir_timeout_s)
+            read = await run_in_threadpool(lambda: read_call(service_id, _loads(raw)))
+            if read.found:
+                await fetch_missing(read, settings.fhir_timeout_s)
+            answer, records = await run_in_threadpool(assess_call, read, region)
         except PrefetchMissing as exc:
             return JSONResponse({"error": {"type": "prefetch-missing", "message": str(exc)}}, 412)
         request.app.state.store.add_cards_later([{**r, "tenant": client.tenant if client else None} for r in records])
         return JSONResponse(answer)
 
-    @router.post("/cds-services/{service_id}/feedback")
+    @router.post("/cds-services/{service_id}/feedback", responses=ERROR_RESPONSES)
     async def feedback(service_id: str, request: Request) -> JSONResponse:
-        client, body = await _accept(service_id, request)
-        items = body.get("feedback")
-        if not isinstance(items, list) or not items:
-            raise InputError("feedback: expected a non-empty list")
-        for i, it in enumerate(items):
-            if not isinstance(it, dict) or not it.get("card") or it.get("outcome") not in ("accepted", "overridden"):
-                raise InputError(f"feedback[{i}]: needs 'card' and 'outcome' (accepted or overridden)")
-        n = request.app.state.store.add_feedback(service_id, items, client.tenant if client else None)
+        """CDS Hooks feedback: card accepted or overridden (with the reason)."""
+        client = await _accept(service_id, request)
+        raw = await request.body()
+        body = await run_in_threadpool(lambda: cds_models.parse_feedback(_loads(raw)))
+        items = [it.record() for it in body.feedback]
+        n = await run_in_threadpool(request.app.state.store.add_feedback, service_id, items, client.tenant if client else None)
         return JSONResponse({"stored": n})
 
     app.include_router(router)
 
 
-async def _accept(service_id: str, request: Request) -> tuple[Any, dict[str, Any]]:
-    """Known service, authenticated client (None in local mode) and the JSON body, or the matching error."""
+async def _accept(service_id: str, request: Request) -> Any:
+    """Known service and authenticated client (None in local mode), or the matching error."""
     if service_id not in SERVICES:
         raise UnknownNameError("CDS service", service_id, SERVICES)
-    client = await _authenticate(request)
-    return client, await _json_body(request)
+    return await _authenticate(request)
 
 
 async def _authenticate(request: Request) -> Any:
@@ -292,23 +299,10 @@ async def _authenticate(request: Request) -> Any:
     base = settings.public_base_url.rstrip("/") if settings.public_base_url else str(request.base_url).rstrip("/")
     audience = base + request.url.path.removesuffix("/feedback")
     try:
-        return request.app.state.auth.verify(request.headers.get("authorization"), audience)
+        return await run_in_threadpool(request.app.state.auth.verify, request.headers.get("authorization"), audience)
     except AuthError:
         raise _Unauthorized() from None
 
 
 class _Unauthorized(Exception):
     pass
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    import json
-
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"malformed JSON body: {getattr(exc, 'msg', str(exc))}") from None
-    if not isinstance(body, dict):
-        raise InputError("body: expected a JSON object")
-    return body
