@@ -42,7 +42,7 @@ def test_every_endpoint_is_in_the_readme(path):
 
 
 MODELS = [schema.Source, schema.Target, schema.Product, schema.Approval, schema.Label, schema.Dose, schema.MonitoringItem,
-          schema.Rule, schema.Predicate, schema.DrugFile, schema.CellularPotency, schema.PK, schema.PopPK, schema.Pathway,
+          schema.Rule, schema.RenalBasis, schema.Predicate, schema.DrugFile, schema.CellularPotency, schema.PK, schema.PopPK, schema.Pathway,
           schema.MeasuredPotency, schema.CodeMapping, schema.Term, schema.Evidence, schema.MedicationEntry, schema.LabDef,
           schema.ClassFact]
 

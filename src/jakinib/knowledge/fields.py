@@ -14,6 +14,7 @@ LAB_UNITS = {
     "alt": "U/L",
     "ast": "U/L",
     "creatinine": "mg/dL",
+    "cystatin-c": "mg/L",
 }
 # Molar masses (g/mol) for labs that may be reported in molar units (creatinine C4H7N3O: 113.12).
 MOLAR_MASS_G_MOL = {"creatinine": 113.12}

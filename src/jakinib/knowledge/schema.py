@@ -257,6 +257,40 @@ class DoseAction(Model):
     text: str
 
 
+class RenalBasis(Model):
+    """The renal-function measure a label's bands use (set on every rule that reads ``labs.crcl`` or ``labs.egfr``).
+
+    The checker reads the rule with this measure when it is known or derivable, otherwise with the
+    other measure as a flagged surrogate (``safety/renal.py``).
+    """
+
+    measure: Literal["crcl", "egfr"] = Field(description="creatinine clearance (mL/min) or estimated GFR")
+    equation: Literal["cockcroft-gault", "ckd-epi-2021", "ckd-epi", "mdrd", "any"] = Field(
+        description="the equation the label names; 'any' when it names none")
+    indexed: bool | None = Field(None, description="eGFR per 1.73 m² (true), de-indexed mL/min (false), label silent (null)")
+    text: str = Field(description="the label's own wording of the measure and bands")
+    note: str | None = Field(None, description="the label's caveats on the measure (e.g. creatinine raised by the drug)")
+    sources: Sources
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RenalBasis:
+        if self.measure == "crcl" and self.indexed is not None:
+            raise ValueError("renal: creatinine clearance is never indexed (leave indexed out)")
+        if self.measure == "crcl" and self.equation not in ("cockcroft-gault", "any"):
+            raise ValueError(f"renal: creatinine clearance by {self.equation!r}? use cockcroft-gault or any")
+        if self.measure == "egfr" and self.equation == "cockcroft-gault":
+            raise ValueError("renal: Cockcroft-Gault estimates CrCl, not eGFR")
+        return self
+
+
+def predicate_fields(p: Predicate) -> set[str]:
+    """Every field a predicate reads."""
+    found = {p.field} if p.field else set()
+    for child in [*(p.all or []), *(p.any or []), *([p.not_] if p.not_ else [])]:
+        found |= predicate_fields(child)
+    return found
+
+
 class Rule(Model):
     """A reviewable safety rule: when the predicate holds for a patient, the finding applies."""
 
@@ -269,7 +303,21 @@ class Rule(Model):
     message: str
     dose: DoseAction | None = None
     screening: Slug | None = Field(None, description="screening item this rule asks for")
+    renal: RenalBasis | None = Field(None, description="the label's renal measure; required when the rule reads labs.crcl or labs.egfr")
     sources: Sources
+
+    @model_validator(mode="after")
+    def _renal_named(self) -> Rule:
+        used = predicate_fields(self.when) & {"labs.crcl", "labs.egfr"}
+        if len(used) > 1:
+            raise ValueError(f"rule {self.id}: reads both labs.crcl and labs.egfr (a label bands by one measure)")
+        if used and self.renal is None:
+            raise ValueError(f"rule {self.id}: reads {used.pop()} but does not name its label's renal measure (renal:)")
+        if used and self.renal is not None and used != {f"labs.{self.renal.measure}"}:
+            raise ValueError(f"rule {self.id}: reads {used.pop()} but renal.measure is {self.renal.measure}")
+        if self.renal is not None and not used:
+            raise ValueError(f"rule {self.id}: has renal: but reads neither labs.crcl nor labs.egfr")
+        return self
 
 
 class CellularPotency(Model):

@@ -12,10 +12,13 @@ from collections.abc import Iterable
 
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
+from jakinib.safety import renal
 from jakinib.safety.patient import Patient
 from jakinib.safety.predicates import evaluate
+from jakinib.safety.renal import NAMES
 from jakinib.safety.report import (
     Assessment,
+    DoseCandidate,
     DoseRecommendation,
     Finding,
     MonitoringEntry,
@@ -99,18 +102,55 @@ def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient) -> tu
     return missing, findings
 
 
-def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule],
-          patient: Patient | None = None) -> DoseRecommendation | None:
-    base = None
-    if label is not None and indication is not None:
-        age, weight = (patient.age, patient.weight_kg) if patient else (None, None)
-        # A dose banded by age or weight applies only inside its band (an unknown banded value matches none).
-        base = next((d for d in label.doses if d.indication == indication and d.fits(age, weight) is True), None)
+def _base_dose(label: s.Label | None, indication: str | None, patient: Patient) -> s.Dose | None:
+    """The label's dose for the indication whose age/weight band fits (an unknown banded value matches none)."""
+    if label is None or indication is None:
+        return None
+    return next((d for d in label.doses if d.indication == indication and d.fits(patient.age, patient.weight_kg) is True), None)
+
+
+def _dose_not_recorded(label: s.Label, indication: str, regulator: str, patient: Patient) -> Finding:
+    """Why there is no dose: a recorded gap (with its reason), no band that fits, or nothing recorded."""
+    gap = next((g for g in label.doses_not_recorded if g.indication == indication), None)
+    banded = [d for d in label.doses if d.indication == indication]
+    if gap is not None:
+        why, sources = gap.reason, list(gap.sources)
+    elif banded:
+        unknown = [f for f, v in (("age", patient.age), ("weight_kg", patient.weight_kg)) if v is None]
+        why = (f"the recorded doses are banded by age/weight and {' and '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} "
+               "not known" if unknown else "no recorded age/weight band fits this patient")
+        sources = sorted({c for d in banded for c in d.sources})
+    else:
+        why, sources = "no dose is recorded for it", list(label.sources)
+    return Finding(rule="dose.not-recorded", severity="caution", sources=sources,
+                   needs=[f for f, v in (("age", patient.age), ("weight_kg", patient.weight_kg)) if v is None] if banded and gap is None else None,
+                   message=f"Dose for this indication not recorded in jakinib ({why}): read the {regulator} label's dosage "
+                           f"section for {indication} before prescribing.")
+
+
+def _mg_day(mg: float | None, every_h: float | None) -> float | None:
+    return mg * 24 / every_h if mg and every_h else None
+
+
+NOT_RECOMMENDED = ("contraindicated", "do-not-start", "avoid")
+
+
+def _dose_for(base: s.Dose | None, fired: list[s.Rule]) -> DoseRecommendation | None:
+    """The dose once the fired rules are applied: a renal 'not recommended' or a renal adjustment the data
+    states only in words wins (never the normal-function dose), else the lowest structured dose action."""
+    renal_stop = [r for r in fired if r.renal is not None and r.dose is None and r.status in NOT_RECOMMENDED]
+    if renal_stop:
+        return DoseRecommendation(mg=None, every_h=None, text=f"Not recommended: {renal_stop[0].message}", adjusted=True,
+                                  reason=renal_stop[0].message, sources=sorted({c for r in renal_stop for c in r.sources}))
+    renal_words = [r for r in fired if r.renal is not None and r.dose is None]
+    if renal_words:
+        return DoseRecommendation(mg=None, every_h=None, text=f"Adjust for renal function: {renal_words[0].message}", adjusted=True,
+                                  reason=renal_words[0].message, sources=sorted({c for r in renal_words for c in r.sources}))
     actions = [r for r in fired if r.dose is not None]
     if actions:
         chosen = min(actions, key=lambda r: r.dose.mg * 24 / r.dose.every_h)  # type: ignore[union-attr]
         assert chosen.dose is not None
-        base_mg_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
+        base_mg_day = _mg_day(base.mg, base.every_h) if base else None
         if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h < base_mg_day:
             return DoseRecommendation(mg=chosen.dose.mg, every_h=chosen.dose.every_h, text=chosen.dose.text,
                                       adjusted=True, reason=chosen.message, sources=list(chosen.sources))
@@ -118,6 +158,27 @@ def _dose(label: s.Label | None, indication: str | None, fired: list[s.Rule],
         return None
     return DoseRecommendation(mg=base.mg, every_h=base.every_h, text=base.text, adjusted=False, reason=None,
                               sources=list(base.sources))
+
+
+def _dose(base: s.Dose | None, fired: list[s.Rule], outcome: renal.Outcome) -> DoseRecommendation | None:
+    """The recommended dose; withheld while renal function is unknown, with both candidates near a cut-off."""
+    if outcome.unresolved:
+        normal = f" For normal renal function the label's dose is {base.text}." if base else ""
+        measures = sorted({NAMES[r.renal.measure] for r, _ in outcome.unknown if r.renal})
+        return DoseRecommendation(
+            mg=None, every_h=None, adjusted=False, withheld=True, sources=sorted({c for r, _ in outcome.unknown for c in r.sources}),
+            reason=f"renal function unknown ({' / '.join(measures)} or creatinine with age and sex needed)",
+            text=f"Withheld: the dose depends on renal function, which is not known.{normal}")
+    chosen = _dose_for(base, fired)
+    if outcome.face_fired is None or chosen is None:
+        return chosen
+    face = _dose_for(base, [r for r in fired if r.renal is None] + outcome.face_fired)
+    readings = {r.text for r in outcome.readings.values() if r.near}
+    low = "; ".join(sorted(f"{r.text}, read at the conservative {r.applied:.0f}" for r in outcome.readings.values() if r.near))
+    candidates = [DoseCandidate(reading=f"conservative band ({low})", mg=chosen.mg, every_h=chosen.every_h, text=chosen.text)]
+    if face is not None:
+        candidates.append(DoseCandidate(reading=f"face value ({'; '.join(sorted(readings))})", mg=face.mg, every_h=face.every_h, text=face.text))
+    return chosen.model_copy(update={"candidates": candidates})
 
 
 def _monitoring(label: s.Label | None, today: dt.date) -> list[MonitoringEntry]:
@@ -149,9 +210,23 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
     elif label.partial:
         findings.append(Finding(rule="label.partial", severity="caution", sources=list(label.sources), message=label.partial))
     facts = patient.facts()
+    rules = [r for r in kb.rules_for(product.id, regulator) if not r.indications or indication in r.indications]
+    outcome = renal.decide([r for r in rules if r.renal], facts, patient.labs, renal.bsa_du_bois(patient.weight_kg, patient.height_cm))
+    unknown_renal = {r.id: m for r, m in outcome.unknown}
+    fired_renal = {r.id for r in outcome.fired}
     fired: list[s.Rule] = []
-    for rule in kb.rules_for(product.id, regulator):
-        if rule.indications and indication not in rule.indications:
+    for rule in rules:
+        if rule.renal is not None:
+            reading = outcome.readings[rule.id]
+            if rule.id in fired_renal:
+                fired.append(rule)
+                findings.append(Finding(rule=rule.id, severity=rule.status, message=rule.message, sources=list(rule.sources),
+                                        surrogate=reading.surrogate and f"{reading.text} ({renal.describe(rule.renal)} is the label's measure)"))
+            elif rule.id in unknown_renal:
+                missing = unknown_renal[rule.id]
+                hint = " (or creatinine with age and sex; weight too for CrCl)" if missing & set(renal.RENAL_FIELDS) else ""
+                findings.append(Finding(rule=rule.id, severity="caution", needs=sorted(missing), sources=list(rule.sources),
+                                        message=f"Unknown: needs {', '.join(sorted(missing))}{hint}. If it applies: {rule.message}"))
             continue
         value, missing = evaluate(rule.when, facts)
         if value:
@@ -160,6 +235,10 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
         elif value is None:
             findings.append(Finding(rule=rule.id, severity="caution", needs=sorted(missing), sources=list(rule.sources),
                                     message=f"Unknown: needs {', '.join(sorted(missing))}. If it applies: {rule.message}"))
+    findings.extend(_surrogate_findings(outcome, rules))
+    base = _base_dose(label, indication, patient)
+    if approved and label is not None and indication is not None and base is None:
+        findings.append(_dose_not_recorded(label, indication, regulator, patient))
     screening_missing, scr_findings = _screening(kb, label, patient)
     findings.extend(scr_findings)
     for med in patient.unmapped_medications:
@@ -167,8 +246,31 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
                                 message=f"Medication {med!r} is not in jakinib's interaction table: check interactions against the label."))
     status = worst([x.severity for x in findings])
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
-                      dose=_dose(label, indication, fired, patient), findings=_sorted(findings),
+                      dose=_dose(base, fired, outcome), findings=_sorted(findings),
                       screening_missing=screening_missing, monitoring=_monitoring(label, today))
+
+
+def _surrogate_findings(outcome: renal.Outcome, rules: list[s.Rule]) -> list[Finding]:
+    """One finding per label measure read through a surrogate: what was substituted, and how near a cut-off."""
+    out, seen = [], set()
+    for rule in rules:
+        reading = outcome.readings.get(rule.id)
+        if reading is None or reading.surrogate is None or reading.basis.measure in seen:
+            continue
+        seen.add(reading.basis.measure)
+        basis = reading.basis
+        if reading.near:
+            how = (f"a cut-off ({', '.join(f'{t:g}' for t in reading.near)}) lies within {renal.SURROGATE_MARGIN:.0%} of it, so the more "
+                   f"conservative band is applied (read at {reading.applied:.0f}) and the dose at face value is shown beside it")
+        else:
+            how = f"no cut-off lies within {renal.SURROGATE_MARGIN:.0%} of it, so it is applied as it stands"
+        note = f" Label caveat: {basis.note}" if basis.note else ""
+        out.append(Finding(rule=f"renal.surrogate.{basis.measure}", severity="caution", surrogate=reading.surrogate,
+                           sources=sorted({c for r in rules if r.renal is not None and r.renal.measure == basis.measure
+                                           for c in r.renal.sources}),
+                           message=f"Renal function read through a surrogate: {reading.surrogate}; {how}. "
+                                   f"Measure {NAMES[basis.measure]} to confirm.{note}"))
+    return out
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:

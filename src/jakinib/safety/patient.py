@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jakinib.errors import JakinibError, PatientError
 from jakinib.knowledge import fields as f
 from jakinib.knowledge.base import KnowledgeBase
-from jakinib.safety import units
+from jakinib.safety import renal, units
+from jakinib.safety.renal import cockcroft_gault  # noqa: F401  (kept importable from here; defined in renal.py)
 
 Result = Literal["negative", "positive", "indeterminate", "not-done", "done"]
 
@@ -31,6 +32,7 @@ class Patient(BaseModel):
     age: float | None = None
     sex: Literal["female", "male"] | None = None
     weight_kg: float | None = None
+    height_cm: float | None = None
     pregnant: bool | None = None
     breastfeeding: bool | None = None
     smoking: Literal["never", "former", "former-long-time", "current"] | None = None
@@ -134,7 +136,7 @@ def _screening(name: str, raw: Any) -> Screening:
     return Screening(result=_choice(raw, f.SCREENING_RESULTS, path))
 
 
-KNOWN_KEYS = {"age", "sex", "weight_kg", "pregnant", "breastfeeding", "smoking", "indication", "conditions",
+KNOWN_KEYS = {"age", "sex", "weight_kg", "height_cm", "pregnant", "breastfeeding", "smoking", "indication", "conditions",
               "labs", "medications", "metabolizer", "vaccines_planned", "screening", "id", "name"}
 
 
@@ -154,6 +156,10 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
         out["weight_kg"] = _number(raw["weight_kg"], "weight_kg")
         if not 0.3 <= out["weight_kg"] <= 500:
             raise _err("weight_kg", f"{out['weight_kg']:g} kg is implausible")
+    if raw.get("height_cm") is not None:
+        out["height_cm"] = _number(raw["height_cm"], "height_cm")
+        if not 20 <= out["height_cm"] <= 280:
+            raise _err("height_cm", f"{out['height_cm']:g} cm is implausible")
     if raw.get("sex") is not None:
         out["sex"] = _choice(raw["sex"], f.CHOICE["sex"], "sex")
     if raw.get("smoking") is not None:
@@ -176,11 +182,8 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
     if not isinstance(labs, dict):
         raise _err("labs", "expected an object of lab: value")
     out["labs"] = {k.lower(): _lab(kb, k, v) for k, v in labs.items() if v is not None}
-    crcl = cockcroft_gault(out.get("age"), out.get("weight_kg"), out.get("sex"), out["labs"].get("creatinine"))
-    if crcl is not None and "crcl" not in out["labs"]:
-        out["labs"]["crcl"] = crcl
-        out["derived"] = (f"labs.crcl = {crcl:.0f} mL/min by Cockcroft-Gault from creatinine {out['labs']['creatinine']:.2f} mg/dL, "
-                          f"age {out['age']:g}, weight {out['weight_kg']:g} kg, {out['sex']}",)
+    out["labs"], derived = renal.derive_labs(out.get("age"), out.get("sex"), out.get("weight_kg"), out.get("height_cm"), out["labs"])
+    out["derived"] = tuple(derived)
     meds, classes, unmapped = [], [], []
     for m in _list(raw, "medications"):
         entry = kb.medication(str(m))
@@ -207,19 +210,6 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
         raise _err("screening", "expected an object of test: result")
     out["screening"] = {k: _screening(k, v) for k, v in scr.items() if v is not None}
     return Patient(**out)
-
-
-def cockcroft_gault(age: float | None, weight_kg: float | None, sex: str | None, creatinine_mg_dl: float | None) -> float | None:
-    """Creatinine clearance (mL/min), Cockcroft & Gault 1976 (doi:10.1159/000180580); None if an input is missing.
-
-    CrCl = (140 - age) x weight / (72 x serum creatinine [mg/dL]), x 0.85 for women — the estimate labels use
-    for renal dose bands.
-    """
-    if None in (age, weight_kg, sex, creatinine_mg_dl) or not creatinine_mg_dl:
-        return None
-    assert age is not None and weight_kg is not None and creatinine_mg_dl is not None
-    value = (140 - age) * weight_kg / (72 * creatinine_mg_dl) * (0.85 if sex == "female" else 1.0)
-    return max(value, 0.0)
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any]:

@@ -21,6 +21,16 @@ class Finding(_Frozen):
     message: str
     sources: list[str]
     needs: list[str] | None = None  # set when the rule could not be decided: the missing inputs
+    surrogate: str | None = None  # set when a renal rule was read with the other renal measure (safety/renal.py)
+
+
+class DoseCandidate(_Frozen):
+    """A dose the label would give under one reading of renal function (shown when a surrogate is near a cut-off)."""
+
+    reading: str
+    mg: float | None
+    every_h: float | None
+    text: str
 
 
 class DoseRecommendation(_Frozen):
@@ -30,6 +40,8 @@ class DoseRecommendation(_Frozen):
     adjusted: bool
     reason: str | None
     sources: list[str]
+    withheld: bool = False  # true when renal function is unknown and a renal rule could change the dose
+    candidates: list[DoseCandidate] | None = None  # conservative reading first, then the face-value one
 
 
 class MonitoringEntry(_Frozen):

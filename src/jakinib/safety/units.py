@@ -20,7 +20,7 @@ ALIASES: dict[str, str] = {
     "10*3/mm3": "1e3/mm**3",
     "cells/ul": "1/uL", "/ul": "1/uL", "cells/mm3": "1/mm**3", "/mm3": "1/mm**3", "cells/mm^3": "1/mm**3",
     "{cells}/ul": "1/uL", "{cells}/mm3": "1/mm**3",
-    "g/dl": "g/dL", "g/l": "g/L", "mg/dl": "mg/dL", "umol/l": "umol/L", "µmol/l": "umol/L", "mmol/l": "mmol/L",
+    "g/dl": "g/dL", "g/l": "g/L", "mg/dl": "mg/dL", "mg/l": "mg/L", "umol/l": "umol/L", "µmol/l": "umol/L", "mmol/l": "mmol/L",
     "ml/min/1.73m2": "mL/min", "ml/min/{1.73_m2}": "mL/min", "ml/min/1.73m^2": "mL/min", "ml/min/1.73": "mL/min",
     "ml/min": "mL/min", "u/l": "U_per_L", "iu/l": "U_per_L", "[iu]/l": "U_per_L",
 }
@@ -29,6 +29,7 @@ CANONICAL: dict[str, str] = {
     "10^9/L": "1e9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min", "mL/min": "mL/min", "U/L": "U_per_L",
     "umol/L": "umol/L",
     "mg/dL": "mg/dL",
+    "mg/L": "mg/L",
 }
 
 
