@@ -172,3 +172,37 @@ def test_egfr_only_and_creatinine_only_patients_get_a_dose_or_not_recommended(dr
     rules = [r for r in KB.rules_for(a.product, regulator) if r.renal and (not r.indications or indication in r.indications)]
     if "egfr" in labs and any(r.renal.measure == "crcl" for r in rules):
         assert any(f.rule == "renal.surrogate.crcl" for f in a.findings)
+
+
+# ---- "both" vs "either" (issue 11, item 8) ------------------------------------------------------
+
+@pytest.mark.parametrize(("platelets", "anc", "fires"), [(30, 4.0, True), (250, 0.8, True), (30, 0.8, True), (250, 4.0, False)])
+def test_fedratinib_eu_baseline_limits_apply_when_either_count_is_low(platelets, anc, fires):
+    a = assess({"platelets": platelets, "anc": anc, "crcl": 90}, "fedratinib", "EMA", "myelofibrosis")
+    hit = [f for f in a.findings if f.rule == "fedratinib.ema.baseline-counts-low"]
+    assert bool(hit) == fires
+    if fires:
+        assert a.status == "do-not-start"
+    rule = next(r for r in KB.drugs["fedratinib"].rules if r.id == "fedratinib.ema.baseline-counts-low")
+    assert rule.note and "either" in rule.note
+
+
+# ---- indication-specific tables (issue 11, item 6) ------------------------------------------------
+
+def test_baricitinib_us_covid_has_its_own_renal_table():
+    normal = assess({"egfr": 90}, "baricitinib", "FDA", "covid-19")
+    assert (normal.dose.mg, normal.dose.every_h) == (4, 24)
+    moderate = assess({"egfr": 45}, "baricitinib", "FDA", "covid-19")
+    assert (moderate.dose.mg, moderate.dose.every_h) == (2, 24) and moderate.status == "caution"
+    severe = assess({"egfr": 20}, "baricitinib", "FDA", "covid-19")
+    assert severe.dose.mg is None and severe.dose.adjusted  # band read, dose not verified: never the 4 mg dose
+    esrd = assess({"egfr": 10}, "baricitinib", "FDA", "covid-19")
+    assert esrd.status == "avoid" and esrd.dose.text.startswith("Not recommended")
+
+
+def test_baricitinib_us_alopecia_areata_never_gets_the_standard_dose_with_renal_impairment():
+    a = assess({"egfr": 45}, "baricitinib", "FDA", "alopecia-areata")
+    assert a.dose.mg is None and a.dose.adjusted
+    assert any(f.rule == "baricitinib.fda.renal-aa" for f in a.findings)
+    ok = assess({"egfr": 90}, "baricitinib", "FDA", "alopecia-areata")
+    assert ok.dose.mg == 2 and not ok.dose.adjusted

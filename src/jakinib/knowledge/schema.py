@@ -304,6 +304,7 @@ class Rule(Model):
     dose: DoseAction | None = None
     screening: Slug | None = Field(None, description="screening item this rule asks for")
     renal: RenalBasis | None = Field(None, description="the label's renal measure; required when the rule reads labs.crcl or labs.egfr")
+    note: str | None = Field(None, description="how an ambiguous label clause was read, and why (the safer reading)")
     sources: Sources
 
     @model_validator(mode="after")
