@@ -144,7 +144,7 @@ def _dose_for(base: s.Dose | None, fired: list[s.Rule]) -> DoseRecommendation | 
                                   reason=renal_stop[0].message, sources=sorted({c for r in renal_stop for c in r.sources}))
     renal_words = [r for r in fired if r.renal is not None and r.dose is None]
     if renal_words:
-        return DoseRecommendation(mg=None, every_h=None, text=f"Adjust for renal function: {renal_words[0].message}", adjusted=True,
+        return DoseRecommendation(mg=None, every_h=None, text=f"Dose adjustment required: {renal_words[0].message}", adjusted=True,
                                   reason=renal_words[0].message, sources=sorted({c for r in renal_words for c in r.sources}))
     actions = [r for r in fired if r.dose is not None]
     if actions:
