@@ -206,3 +206,9 @@ def test_baricitinib_us_alopecia_areata_never_gets_the_standard_dose_with_renal_
     assert any(f.rule == "baricitinib.fda.renal-aa" for f in a.findings)
     ok = assess({"egfr": 90}, "baricitinib", "FDA", "alopecia-areata")
     assert ok.dose.mg == 2 and not ok.dose.adjusted
+
+
+def test_a_dose_lowered_for_another_reason_stays_as_an_upper_limit_when_renal_function_is_unknown():
+    a = assess({}, "baricitinib", "EMA", "rheumatoid-arthritis", age=80)  # EU: 2 mg from age; CrCl unknown
+    assert a.dose.mg == 2 and a.dose.adjusted and not a.dose.withheld
+    assert "upper limit" in a.dose.text and "renal function unknown" in a.dose.reason

@@ -162,14 +162,18 @@ def _dose_for(base: s.Dose | None, fired: list[s.Rule]) -> DoseRecommendation | 
 
 def _dose(base: s.Dose | None, fired: list[s.Rule], outcome: renal.Outcome) -> DoseRecommendation | None:
     """The recommended dose; withheld while renal function is unknown, with both candidates near a cut-off."""
+    chosen = _dose_for(base, fired)
     if outcome.unresolved:
-        normal = f" For normal renal function the label's dose is {base.text}." if base else ""
         measures = sorted({NAMES[r.renal.measure] for r, _ in outcome.unknown if r.renal})
+        unknown = f"renal function unknown ({' / '.join(measures)} or creatinine with age and sex needed)"
+        if chosen is not None and chosen.adjusted:
+            # already lowered (or stopped) for another reason: keep it, as an upper limit only
+            limit = "" if chosen.mg is None else " - an upper limit: renal function is not known and may lower it or make the drug not recommended"
+            return chosen.model_copy(update={"text": chosen.text + limit, "reason": f"{chosen.reason}; {unknown}"})
+        normal = f" For normal renal function the label's dose is {base.text}." if base else ""
         return DoseRecommendation(
             mg=None, every_h=None, adjusted=False, withheld=True, sources=sorted({c for r, _ in outcome.unknown for c in r.sources}),
-            reason=f"renal function unknown ({' / '.join(measures)} or creatinine with age and sex needed)",
-            text=f"Withheld: the dose depends on renal function, which is not known.{normal}")
-    chosen = _dose_for(base, fired)
+            reason=unknown, text=f"Withheld: the dose depends on renal function, which is not known.{normal}")
     if outcome.face_fired is None or chosen is None:
         return chosen
     face = _dose_for(base, [r for r in fired if r.renal is None] + outcome.face_fired)
