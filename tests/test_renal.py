@@ -212,3 +212,42 @@ def test_a_dose_lowered_for_another_reason_stays_as_an_upper_limit_when_renal_fu
     a = assess({}, "baricitinib", "EMA", "rheumatoid-arthritis", age=80)  # EU: 2 mg from age; CrCl unknown
     assert a.dose.mg == 2 and a.dose.adjusted and not a.dose.withheld
     assert "upper limit" in a.dose.text and "renal function unknown" in a.dose.reason
+
+
+# ---- every approved indication has a dose, or says it has none (issue 11, item 4) ----------------
+
+APPROVED = sorted({(row.drug, row.product, row.approval.regulator, row.approval.indication, row.approval.min_age_years or 0)
+                   for row in KB.all_approvals() if row.approval.decision == "approved"})
+
+
+@pytest.mark.parametrize(("drug", "product", "regulator", "indication", "min_age"), APPROVED, ids=lambda x: str(x))
+def test_every_approved_indication_gets_a_dose_or_says_dose_not_recorded(drug, product, regulator, indication, min_age):
+    a = assess({"egfr": 95, "crcl": 100, "alt": 20, "ast": 20}, drug, regulator, indication, age=max(min_age, 40), weight_kg=70)
+    if a.product != product or a.approved is not True:
+        pytest.skip(f"assessed on {a.product}, approved={a.approved}")
+    said = any(f.rule == "dose.not-recorded" for f in a.findings)
+    assert (a.dose is not None) != said, (a.dose, [f.rule for f in a.findings])
+
+
+def _approvals_without_a_dose():
+    out = []
+    for row in KB.all_approvals():
+        label = KB.label(row.product, row.approval.regulator)
+        if row.approval.decision == "approved" and label is not None and not any(
+                d.indication == row.approval.indication for d in label.doses):
+            out.append(row)
+    return out
+
+
+def test_a_missing_dose_is_a_finding_never_a_silent_none():
+    missing = _approvals_without_a_dose()
+    if not missing:
+        pytest.skip("every approval has a recorded dose")
+    checked = 0
+    for row in missing:
+        a = assess({"egfr": 95, "crcl": 100}, row.drug, row.approval.regulator, row.approval.indication,
+                   age=max(row.approval.min_age_years or 0, 40), weight_kg=70)
+        if a.product == row.product and a.approved:
+            checked += 1
+            assert a.dose is None and any(f.rule == "dose.not-recorded" and "not recorded" in f.message for f in a.findings)
+    assert checked

@@ -109,11 +109,14 @@ def _base_dose(label: s.Label | None, indication: str | None, patient: Patient) 
     return next((d for d in label.doses if d.indication == indication and d.fits(patient.age, patient.weight_kg) is True), None)
 
 
-def _dose_not_recorded(label: s.Label, indication: str, regulator: str, patient: Patient) -> Finding:
-    """Why there is no dose: a recorded gap (with its reason), no band that fits, or nothing recorded."""
-    gap = next((g for g in label.doses_not_recorded if g.indication == indication), None)
-    banded = [d for d in label.doses if d.indication == indication]
-    if gap is not None:
+def _dose_not_recorded(label: s.Label | None, indication: str, regulator: str, patient: Patient,
+                       product: s.Product) -> Finding:
+    """Why there is no dose: no label, a recorded gap (with its reason), no band that fits, or nothing recorded."""
+    gap = next((g for g in label.doses_not_recorded if g.indication == indication), None) if label else None
+    banded = [d for d in label.doses if d.indication == indication] if label else []
+    if label is None:
+        why, sources = f"no {regulator} label for {product.id} is recorded", list(product.sources)
+    elif gap is not None:
         why, sources = gap.reason, list(gap.sources)
     elif banded:
         unknown = [f for f, v in (("age", patient.age), ("weight_kg", patient.weight_kg)) if v is None]
@@ -241,8 +244,8 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
                                     message=f"Unknown: needs {', '.join(sorted(missing))}. If it applies: {rule.message}"))
     findings.extend(_surrogate_findings(outcome, rules))
     base = _base_dose(label, indication, patient)
-    if approved and label is not None and indication is not None and base is None:
-        findings.append(_dose_not_recorded(label, indication, regulator, patient))
+    if approved and indication is not None and base is None:
+        findings.append(_dose_not_recorded(label, indication, regulator, patient, product))
     screening_missing, scr_findings = _screening(kb, label, patient)
     findings.extend(scr_findings)
     for med in patient.unmapped_medications:
