@@ -229,3 +229,57 @@ def test_the_same_missing_screen_has_the_same_consequence_under_one_regulator(te
                     by_regulator.setdefault(lab.regulator, set()).add((s.blocking, lab.product))
     mixed = {reg: sorted(items) for reg, items in by_regulator.items() if len({b for b, _ in items}) > 1}
     assert not mixed, mixed
+
+
+# ---- item 4: every approved indication has a dose --------------------------------------------------
+
+
+def _dose_gaps():
+    """(drug, regulator, indication, why) for approvals under a recorded label with neither a dose nor a cited gap."""
+    out = []
+    for row in _approved():
+        a = row.approval
+        lab = KB.label(a.product, a.regulator)
+        if lab is None:
+            continue
+        doses = [d for d in lab.doses if d.indication == a.indication]
+        gaps = [g for g in lab.doses_not_recorded if g.indication == a.indication]
+        if gaps:
+            continue
+        if not doses:
+            out.append((row.drug, a.regulator, a.indication, "no dose and no doses_not_recorded entry"))
+        elif a.min_age_years is not None and min(d.min_age_years or 0 for d in doses) > a.min_age_years:
+            out.append((row.drug, a.regulator, a.indication, f"no dose for ages from {a.min_age_years:g}"))
+    return out
+
+
+def test_every_approved_indication_under_a_recorded_label_has_a_dose_or_a_cited_gap():
+    gaps = _dose_gaps()
+    assert not gaps, "\n".join(map(str, gaps))
+
+
+def test_every_dose_gap_is_for_an_approved_indication_and_cites_a_known_source():
+    for d in KB.drugs.values():
+        for lab in d.labels:
+            approved = {a.indication for a in d.approvals if a.product == lab.product and a.regulator == lab.regulator
+                        and a.decision == "approved"}
+            for g in lab.doses_not_recorded:
+                assert g.indication in approved, (lab.product, lab.regulator, g.indication)
+                assert g.reason.strip() and all(KB.sources.get(c.partition("#")[0]) for c in g.sources)
+
+
+def test_baricitinib_ema_atopic_dermatitis_has_a_dose_for_adults():
+    lab = KB.label("baricitinib-oral", "EMA")
+    assert any(d.indication == "atopic-dermatitis" and d.mg == 4 for d in lab.doses)
+
+
+@pytest.mark.parametrize(("weight", "mg"), [(15, 3.2), (25, 4), (45, 5)])
+def test_paediatric_weight_band_dose_for_tofacitinib_oral_solution(weight, mg):
+    lab = KB.label("tofacitinib-oral-solution", "FDA")
+    band = [d for d in lab.doses if d.indication == "juvenile-idiopathic-arthritis" and d.fits(9, weight)]
+    assert [d.mg for d in band] == [mg]
+
+
+def test_a_banded_dose_needs_the_banded_value():
+    lab = KB.label("tofacitinib-oral-solution", "FDA")
+    assert all(d.fits(9, None) is None for d in lab.doses if d.min_weight_kg is not None)
