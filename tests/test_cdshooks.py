@@ -330,3 +330,251 @@ def test_summary_is_cut_at_a_word_boundary():
     text = "Do not start tofacitinib: " + " ".join(["lymphocytes"] * 20)
     out = fit(text)
     assert len(out) < 140 and out.endswith("…") and out[:-1].split()[-1] == "lymphocytes"
+
+
+# ---- issue 10 item 7: inside the EHR ---------------------------------------------------------------
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+RA = {"coding": [{"system": SNOMED, "code": "69896004", "display": "Rheumatoid arthritis"}]}  # indications.yaml
+
+
+def _kb():
+    import jakinib
+
+    return jakinib.load()
+
+
+def _jak_codes(tty: str) -> list:
+    return [c for c in _kb().rxnorm if c.tty == tty and c.ingredient in _kb().drugs]
+
+
+def _condition(cid: str, concept: dict, status: str = "active") -> dict:
+    return {"resource": {"resourceType": "Condition", "id": cid, "code": concept,
+                         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                                        "code": status}]}}}
+
+
+def _post(server, b):
+    r = httpx.post(server.url + SIGN, json=b)
+    assert r.status_code == 200, r.text
+    return r.json()["cards"]
+
+
+def _details(cards) -> str:
+    return "\n".join(c.get("detail", "") for c in cards)
+
+
+def test_an_order_coded_only_by_an_rxnorm_clinical_drug_code_is_detected(cds):
+    sandbox = next(c for c in _kb().rxnorm if c.code == "1357541")  # the CDS Hooks sandbox's tofacitinib 5 MG Oral Tablet
+    assert sandbox.tty == "SCD" and sandbox.ingredient == "tofacitinib"
+    b = copy.deepcopy(ORDER_SIGN)
+    order(b)["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "1357541"}]}  # no display, no text
+    cards = _post(cds, b)
+    assert cards and all("tofacitinib" in c["summary"] for c in cards if c["indicator"] != "warning" or "tofacitinib" in c["summary"])
+    assert any(c["indicator"] == "critical" and "tofacitinib" in c["summary"] for c in cards)
+    assert "recognised as tofacitinib by its name" not in _details(cards)
+
+
+@pytest.mark.parametrize("concept", [c.code for c in _jak_codes("SCD") + _jak_codes("SBD")])
+def test_every_jak_clinical_and_branded_drug_code_in_the_kb_is_an_order(concept):
+    from jakinib.web.cds_orders import jak_orders
+
+    kb = _kb()
+    entry = next(c for c in kb.rxnorm if c.code == concept)
+    (found,) = jak_orders(kb, [{"resourceType": "MedicationRequest", "medicationCodeableConcept": {
+        "coding": [{"system": RXNORM, "code": concept}]}}], {})
+    assert found.drug == entry.ingredient and found.match.matched_by == "code"
+
+
+def test_an_order_through_a_contained_medication_is_detected(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    o = order(b)
+    o.pop("medicationCodeableConcept")
+    o["contained"] = [{"resourceType": "Medication", "id": "med", "code": {"coding": [{"system": RXNORM, "code": "1357541"}]}}]
+    o["medicationReference"] = {"reference": "#med"}
+    assert any("tofacitinib" in c["summary"] for c in _post(cds, b))
+
+
+def test_an_order_named_only_by_text_says_so_on_the_card(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    order(b)["medicationCodeableConcept"] = {"text": "abrocitinib 100 MG Oral Tablet"}
+    cards = _post(cds, b)
+    assert any("abrocitinib" in c["summary"] for c in cards)
+    assert "recognised as abrocitinib by its name" in _details(cards)
+
+
+def test_the_indication_comes_from_the_orders_reason_code(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    order(b)["reasonCode"] = [RA]
+    details = _details(_post(cds, b))
+    assert "No indication given" not in details
+    assert "Indication: rheumatoid arthritis (from the order's reasonCode" in details
+
+
+def test_the_indication_comes_from_a_reason_reference_to_a_condition(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["conditions"]["entry"].append(_condition("ra-1", RA))
+    order(b)["reasonReference"] = [{"reference": "Condition/ra-1"}]
+    details = _details(_post(cds, b))
+    assert "No indication given" not in details and "reasonReference" in details
+
+
+def test_the_indication_comes_from_the_active_conditions_and_the_card_says_it_was_assumed(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["conditions"]["entry"].append(_condition("ra-1", {"coding": [
+        {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M0579", "display": "RA with rheumatoid factor of multiple sites"}]}))
+    details = _details(_post(cds, b))
+    assert "No indication given" not in details
+    assert "Indication assumed: rheumatoid arthritis (from the active Condition" in details
+
+
+def test_several_possible_indications_name_the_one_assumed_and_the_others(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["conditions"]["entry"] += [_condition("ad", {"coding": [{"system": SNOMED, "code": "24079001", "display": "Atopic dermatitis"}]}),
+                                             _condition("ra", RA)]
+    details = _details(_post(cds, b))
+    assert "Indication assumed: atopic dermatitis" in details and "The record also lists: rheumatoid arthritis" in details
+
+
+def test_a_resolved_condition_is_not_taken_as_the_indication(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["conditions"]["entry"].append(_condition("ra", RA, status="resolved"))
+    assert "No indication given" in _details(_post(cds, b))
+
+
+def test_tofacitinib_with_ketoconazole_for_ra_under_fda_gets_5_mg_once_daily(cds):
+    rule = next(r for r in _kb().rules if r.id == "tofacitinib.fda.strong-cyp3a4-inhibitor")
+    assert rule.dose.mg == 5 and rule.dose.every_h == 24 and "rheumatoid-arthritis" in rule.indications
+    b = copy.deepcopy(ORDER_SIGN)
+    order(b)["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "1357541"}]}
+    order(b)["reasonCode"] = [RA]
+    b["prefetch"]["medications"]["entry"] = [{"resource": {
+        "resourceType": "MedicationRequest", "id": "keto", "status": "active",
+        "medicationCodeableConcept": {"text": "ketoconazole 200 MG Oral Tablet"}}}]
+    cards = _post(cds, b)
+    suggestions = [s for c in cards for s in c.get("suggestions", [])]
+    assert suggestions, [c["summary"] for c in cards]
+    dosage = suggestions[0]["actions"][0]["resource"]["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 5
+    assert dosage["timing"]["repeat"] == {"frequency": 1, "period": 24, "periodUnit": "h"}
+    assert "once daily" in suggestions[0]["label"]
+    assert "Strong CYP3A4 inhibitor" in _details(cards)
+
+
+def _assert_summary_states_worst(card: dict) -> None:
+    order_ = ["contraindicated", "do-not-start", "avoid", "caution"]
+    lines = [ln for ln in card["detail"].splitlines() if ln.startswith("- *")]
+    severities = [ln[3:].split("*")[0] for ln in lines]
+    worst = min(severities, key=order_.index)
+    head = card["summary"].split(": ", 1)[1].removesuffix("…")
+    head = head.rsplit(" (+", 1)[0].removesuffix("…")
+    worst_lines = [ln for ln, s in zip(lines, severities, strict=True) if s == worst]
+    assert any(ln.split(": ", 1)[1].startswith(head) for ln in worst_lines), (card["summary"], worst_lines)
+    assert card["indicator"] == ("critical" if worst in ("contraindicated", "do-not-start") else "warning")
+
+
+def test_the_critical_cards_summary_states_the_worst_finding(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["observations"]["entry"][1]["resource"]["valueQuantity"] = {"value": 0.3, "unit": "10*9/L", "code": "10*9/L"}
+    b["prefetch"]["conditions"]["entry"].append(_condition("hs", {"text": "hypersensitivity to upadacitinib"}))
+    cards = _post(cds, b)
+    critical = [c for c in cards if c["indicator"] == "critical"]
+    assert len(critical) == 1
+    _assert_summary_states_worst(critical[0])
+    assert critical[0]["summary"].startswith(("Do not start upadacitinib: ", "Contraindicated upadacitinib: "))
+    assert len(critical[0]["summary"]) < 140
+
+
+SEVERITY = st.sampled_from(["contraindicated", "do-not-start", "avoid", "caution", "ok"])
+MESSAGE = st.lists(st.sampled_from(["ALC", "below", "0.5", "x10^9/L", "screening", "not", "recorded:", "Evaluate", "for",
+                                    "active", "latent", "tuberculosis", "before", "starting;", "a" * 30]),
+                   min_size=1, max_size=40).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(findings=st.lists(st.tuples(SEVERITY, MESSAGE), min_size=1, max_size=8))
+def test_the_summary_states_the_worst_finding_in_under_140_characters_without_cutting_a_word(findings):
+    from jakinib.safety.report import Assessment, Finding, worst
+    from jakinib.web.cds_cards import cards_for
+
+    fs = [Finding(rule=f"r{i}", severity=s, message=m, sources=["seed"]) for i, (s, m) in enumerate(findings)]
+    status = worst([f.severity for f in fs])
+    a = Assessment(drug="upadacitinib", product="upadacitinib-oral", route="oral", status=status, approved=True,
+                   dose=None, findings=fs, screening_missing=[], monitoring=[])
+    cards = cards_for(a, "FDA", {"resourceType": "MedicationRequest"})
+    if status == "ok":
+        assert cards == []
+        return
+    (card,) = cards
+    assert 0 < len(card["summary"]) < 140
+    _assert_summary_states_worst(card)
+    words = set(" ".join(m for _, m in findings).split()) | {"Do", "not", "start", "Avoid", "Caution", "Contraindicated",
+                                                             "upadacitinib:", "upadacitinib", "more)"}
+    summary_words = card["summary"].removesuffix("…").split(" (+")[0].removesuffix("…").split()
+    assert all(w in words for w in summary_words), card["summary"]
+
+
+def test_a_do_not_start_with_no_other_finding_is_a_critical_card():
+    from jakinib.safety.report import Assessment, Finding
+    from jakinib.web.cds_cards import cards_for
+
+    f = Finding(rule="screening.tuberculosis", severity="do-not-start", message="Tuberculosis screening not recorded.",
+                sources=["seed"], needs=["screening.tuberculosis"])
+    a = Assessment(drug="upadacitinib", product="upadacitinib-oral", route="oral", status="do-not-start", approved=True,
+                   dose=None, findings=[f], screening_missing=["tuberculosis"], monitoring=[])
+    indicators = [c["indicator"] for c in cards_for(a, "FDA", {"resourceType": "MedicationRequest"})]
+    assert indicators == ["critical", "info"]
+
+
+@pytest.mark.parametrize("key", ["conditions", "observations", "medications", "immunizations"])
+def test_missing_prefetch_without_a_fhir_server_is_named_on_a_card(cds, key):
+    from jakinib.web.cdshooks import WHAT
+
+    b = copy.deepcopy(ORDER_SIGN)
+    del b["prefetch"][key]
+    cards = _post(cds, b)
+    named = [c for c in cards if c["summary"].lower().startswith(WHAT[key].lower() + " not available")]
+    assert named, [c["summary"] for c in cards]
+    assert "no fhirServer" in named[0]["summary"] + named[0]["detail"]
+    assert any(c["indicator"] in ("critical", "warning") and "upadacitinib" in c["summary"] for c in cards)
+
+
+@pytest.mark.parametrize("prefetch", ["absent", "empty", "patient null"])
+def test_missing_patient_prefetch_without_a_fhir_server_is_412_naming_it(cds, prefetch):
+    b = copy.deepcopy(ORDER_SIGN)
+    if prefetch == "absent":
+        del b["prefetch"]
+    elif prefetch == "empty":
+        b["prefetch"] = {}
+    else:
+        b["prefetch"]["patient"] = None
+    r = httpx.post(cds.url + SIGN, json=b)
+    assert r.status_code == 412
+    assert "prefetch.patient" in r.json()["error"]["message"] and "fhirServer" in r.json()["error"]["message"]
+
+
+def test_an_operation_outcome_instead_of_a_search_result_is_named_on_a_card(cds):
+    b = copy.deepcopy(ORDER_SIGN)
+    b["prefetch"]["observations"] = {"resourceType": "OperationOutcome",
+                                     "issue": [{"severity": "error", "code": "timeout", "diagnostics": "search timed out"}]}
+    cards = _post(cds, b)
+    named = [c for c in cards if c["summary"].startswith("Recent labs not available")]
+    assert named and "OperationOutcome" in named[0]["summary"] and "search timed out" in named[0]["detail"]
+
+
+def test_a_failed_fetch_is_named_on_a_card(cds):
+    from conftest import JsonStub
+
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    fhir = JsonStub(lambda path: outcome if path.startswith("/Observation") else {"resourceType": "Bundle", "entry": []})
+    try:
+        b = body(fhirServer=fhir.url, fhirAuthorization=AUTH)
+        del b["prefetch"]["observations"], b["prefetch"]["immunizations"]
+        cards = _post(cds, b)
+        assert {p.split("?")[0] for p, _ in fhir.seen} == {"/Observation", "/Immunization"}
+        named = [c for c in cards if c["summary"].startswith("Recent labs not available")]
+        assert named and "OperationOutcome" in named[0]["summary"]
+        assert not [c for c in cards if "Immunizations" in c["summary"]], "the fetched immunizations are not missing"
+    finally:
+        fhir.close()

@@ -55,8 +55,8 @@ def escape_markdown(text: str) -> str:
 
 def markdown(text: str, untrusted: Iterable[str] = ()) -> str:
     """jakinib's own text with links, images, code and HTML neutralised; substrings in ``untrusted`` fully escaped."""
-    words = sorted({one_line(u) for u in untrusted if u and one_line(u)}, key=len, reverse=True)
     text = one_line(text)
+    words = sorted({w for w in (one_line(u) for u in untrusted if u) if w and w in text}, key=len, reverse=True)
     if not words:
         return _ACTIVE.sub(r"\\\1", text)
     parts = re.split("(" + "|".join(re.escape(w) for w in words) + ")", text)
@@ -175,7 +175,7 @@ def missing_data_card(drug: str, what: dict[str, str], untrusted: Iterable[str] 
              "reported as unknown, not as passed:", ""]
     lines += [f"- {markdown(label)}: {markdown(reason, untrusted)}" for label, reason in what.items()]
     first = labels[0]
-    return {"uuid": str(uuid.uuid4()), "indicator": "warning",
-            "summary": fit(f"{first[0].upper()}{first[1:]} were not available: {what[first]}"
-                           if len(labels) == 1 else f"Not available for this check: {', '.join(labels)}"),
+    text = (f"{first[0].upper()}{first[1:]} not available: {what[first]}" if len(labels) == 1
+            else f"Not available: {', '.join(labels)}; findings that need them are unknown")
+    return {"uuid": str(uuid.uuid4()), "indicator": "warning", "summary": fit(text),
             "detail": "\n".join(lines), "source": dict(DEFAULT_SOURCE)}

@@ -20,12 +20,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 import jakinib
-from jakinib.errors import FhirError, InputError, JakinibError, UnknownNameError
+from jakinib.errors import FhirError, InputError, UnknownNameError
 from jakinib.interop import fhir
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.engine import check as run_check
 from jakinib.safety.patient import parse_patient
-from jakinib.web import cds_models, fhir_client
+from jakinib.web import cds_models, cds_orders, fhir_client
 from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card
 
 __all__ = ["INDICATOR", "OVERRIDE_REASONS", "SERVICES", "cards_for", "discovery", "register"]
@@ -45,6 +45,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     412: {"description": "Required prefetch (the Patient) missing and not fetchable: `{\"error\": {...}}`"},
     413: {"description": "Request body too large"},
 }
+
+
+NOT_SENT = "not sent in prefetch"
+NO_SERVER = ", and no fhirServer with fhirAuthorization and context.patientId was given to fetch it"
 
 
 class PrefetchMissing(Exception):
@@ -79,50 +83,21 @@ def discovery() -> dict[str, Any]:
 
 # ---- orders ----------------------------------------------------------------------------------
 
-def _orders(hook: str, context: cds_models.Context) -> list[dict[str, Any]]:
-    """The MedicationRequest resources being ordered (draftOrders Bundle, possibly without 'type')."""
+def _draft(hook: str, context: cds_models.Context) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the draft payload, all its resources, the MedicationRequest/Statements being ordered)."""
     if hook == "medication-prescribe":
-        return fhir.resources(context.medications) if context.medications else []
-    if context.draft_orders is None:
-        raise InputError("context.draftOrders is required for this hook")
-    items = fhir.resources(context.draft_orders)
+        payload: Any = context.medications
+        items = fhir.resources(payload) if payload else []
+    else:
+        if context.draft_orders is None:
+            raise InputError("context.draftOrders is required for this hook")
+        payload = context.draft_orders
+        items = fhir.resources(payload)
+    orders = [r for r in items if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")]
     selected = set(context.selections or [])
     if hook == "order-select" and selected:
-        chosen = [r for r in items if f"{r.get('resourceType')}/{r.get('id')}" in selected]
-        items = chosen or items
-    return [r for r in items if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")]
-
-
-def jak_orders(kb: KnowledgeBase, orders: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(drug slug, order) for each order that is a JAK inhibitor, by RxNorm code or text."""
-    found = []
-    for order in orders:
-        concept = order.get("medicationCodeableConcept") or {}
-        for _, code, display in fhir._codings(concept):
-            drug = _resolve_drug(kb, code) or _resolve_drug(kb, display)
-            if drug:
-                found.append((drug, order))
-                break
-    return found
-
-
-def _resolve_drug(kb: KnowledgeBase, text: str) -> str | None:
-    try:
-        return kb.drug(text).name
-    except JakinibError:
-        pass
-    words = text.lower().replace("/", " ").replace("(", " ").replace(")", " ").split()
-    for w in words:
-        try:
-            return kb.drug(w).name
-        except JakinibError:
-            continue
-    return None
-
-
-def _order_texts(orders: list[dict[str, Any]]) -> list[str]:
-    """Every display and text of the orders (EHR text that may reach a card)."""
-    return [display for o in orders for _, _, display in fhir._codings(o.get("medicationCodeableConcept"))]
+        orders = [r for r in orders if f"{r.get('resourceType')}/{r.get('id')}" in selected] or orders
+    return payload, items, orders
 
 
 # ---- prefetch --------------------------------------------------------------------------------
@@ -137,10 +112,14 @@ def _outcome_text(outcome: dict[str, Any]) -> str:
     return "the EHR sent an OperationOutcome instead" + (f" ({'; '.join(words)})" if words else "")
 
 
+def _can_fetch(req: cds_models.CallRequest) -> bool:
+    return bool(req.fhir_server and req.fhir_authorization and req.context.patient_id)
+
+
 def _read_prefetch(key: str, value: Any) -> tuple[list[dict[str, Any]], str | None]:
     """(resources, why it is unusable or None) for one prefetch value (a resource or a searchset Bundle)."""
     if value is None:
-        return [], "not sent in prefetch"
+        return [], NOT_SENT
     if value.get("resourceType") == "OperationOutcome":
         return [], _outcome_text(value)
     try:
@@ -162,8 +141,10 @@ class Call:
     service_id: str
     hook: str
     request: cds_models.CallRequest
+    draft: Any
+    items: list[dict[str, Any]]
     orders: list[dict[str, Any]]
-    found: list[tuple[str, dict[str, Any]]]
+    found: list[cds_orders.JakOrder]
     resources: list[dict[str, Any]] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)  # prefetch key -> why it is missing
 
@@ -175,8 +156,9 @@ def read_call(service_id: str, body: Any) -> Call:
     if req.hook != hook:
         raise InputError(f"hook {req.hook!r} does not match service {service_id!r} ({hook})")
     kb = jakinib.load()
-    orders = _orders(hook, req.context)
-    call = Call(service_id, hook, req, orders, jak_orders(kb, orders))
+    draft, items, orders = _draft(hook, req.context)
+    found = cds_orders.jak_orders(kb, orders, cds_orders.references(items, [draft]))
+    call = Call(service_id, hook, req, draft, items, orders, found)
     if not call.found:
         return call
     prefetch = req.prefetch or {}
@@ -191,8 +173,9 @@ def read_call(service_id: str, body: Any) -> Call:
 async def fetch_missing(call: Call, timeout: float) -> None:
     """Fetch what prefetch lacked from ``fhirServer`` (when the EHR gave one with a token), under ``timeout``."""
     req = call.request
-    if not call.problems or req.fhir_server is None or req.fhir_authorization is None or not req.context.patient_id:
+    if not call.problems or not _can_fetch(req):
         return
+    assert req.fhir_server is not None and req.fhir_authorization is not None and req.context.patient_id is not None
     templates = prefetch_templates(jakinib.load())
     queries = {k: templates[k].replace("{{context.patientId}}", req.context.patient_id) for k in call.problems}
     result = await fhir_client.fetch(str(req.fhir_server), req.fhir_authorization.access_token, queries, timeout)
@@ -217,22 +200,27 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
     if not call.found:
         return {"cards": []}, []
     if "patient" in call.problems:
-        req = call.request
-        server = "" if req.fhir_server and req.fhir_authorization else " and no fhirServer with fhirAuthorization was given to fetch it"
+        server = "" if _can_fetch(call.request) else NO_SERVER
         raise PrefetchMissing(f"prefetch.patient: {call.problems['patient']}{server}")
     kb = jakinib.load()
-    others = [r for r in call.orders if all(r is not o for _, o in call.found)]
+    regulator = kb.regulator(region)
+    ordered = {id(o.resource) for o in call.found}
+    others = [r for r in call.orders if id(r) not in ordered]
     simple, unmapped = fhir.bundle_to_simple(call.resources + others, kb)
     patient = parse_patient(simple, kb).model_copy(update={"unmapped": tuple(unmapped)})
-    drugs = list(dict.fromkeys(d for d, _ in call.found))
-    report = run_check(kb, patient, drugs, region, patient.indication)
-    untrusted = [*_order_texts(call.orders), *patient.unmapped_medications, *patient.unmapped, *call.problems.values()]
-    missing = {WHAT[k]: v for k, v in call.problems.items()}
-    notes = [f"Not available for this check: {what} ({why})." for what, why in missing.items()]
+    refs = cds_orders.references(call.resources + call.items, [call.draft])
+    untrusted = [*_ehr_texts(call.items + call.resources), *patient.unmapped_medications, *patient.unmapped,
+                 *call.problems.values()]
+    missing = {WHAT[k]: v + ("" if _can_fetch(call.request) else NO_SERVER) if v == NOT_SENT else v
+               for k, v in call.problems.items()}
+    data_notes = [f"Not available for this check: {what} ({why})." for what, why in missing.items()]
     cards, records = [], []
-    for a in report.assessments:
-        order = next(o for d, o in call.found if d == a.drug)
-        made = cards_for(a, report.regulator, order, untrusted, notes)
+    for order in {o.drug: o for o in reversed(call.found)}.values():
+        indication = cds_orders.choose_indication(kb, order, regulator, call.resources, refs)
+        report = run_check(kb, patient, [order.drug], regulator, indication.id or patient.indication)
+        a = report.assessments[0]
+        notes = [n for n in (indication.note, order.note()) if n] + data_notes
+        made = cards_for(a, report.regulator, order.resource, untrusted, notes)
         if missing:
             made.append(missing_data_card(a.drug, missing, untrusted))
         for card in made:
@@ -240,6 +228,23 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
             records.append({"uuid": card["uuid"], "service": call.service_id, "drug": a.drug, "indicator": card["indicator"],
                             "status": a.status, "rules": [f.rule for f in a.findings][:20]})
     return {"cards": cards}, records
+
+
+def _ehr_texts(resources: list[dict[str, Any]]) -> list[str]:
+    """Every ``text``, ``display`` and ``diagnostics`` string in the EHR's resources (escaped wherever it reaches a card)."""
+    out: list[str] = []
+    stack: list[Any] = list(resources)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(v, str) and k in ("text", "display", "diagnostics"):
+                    out.append(v)
+                elif isinstance(v, dict | list):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
 
 
 def _loads(raw: bytes) -> Any:
