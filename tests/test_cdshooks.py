@@ -512,7 +512,8 @@ def test_the_summary_states_the_worst_finding_in_under_140_characters_without_cu
     words = set(" ".join(m for _, m in findings).split()) | {"Do", "not", "start", "Avoid", "Caution", "Contraindicated",
                                                              "upadacitinib:", "upadacitinib", "more)"}
     summary_words = card["summary"].removesuffix("…").split(" (+")[0].removesuffix("…").split()
-    assert all(w in words for w in summary_words), card["summary"]
+    bare = {w.rstrip(",;:") for w in words}  # fit() drops the punctuation before its ellipsis
+    assert all(w.rstrip(",;:") in bare for w in summary_words), card["summary"]
 
 
 def test_a_do_not_start_with_no_other_finding_is_a_critical_card():
