@@ -32,10 +32,11 @@ class CliResult:
         return json.loads(self.out)
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
-    """Run the installed console script, as a user would."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
+    """Run the installed console script, as a user would (``env`` adds to the environment)."""
     assert SCRIPT.exists(), f"console script not installed at {SCRIPT}"
-    proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env={**os.environ, **env} if env else None)
     return CliResult(proc)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from jakinib.knowledge import loader
 
 
@@ -131,3 +132,130 @@ def test_corrupt_data_file_is_one_line_error(cli, data_copy, mutate, fragment):
 def test_json_output_is_only_json(cli):
     for args in (["drugs", "--json"], ["kb", "stats", "--json"], ["search", "zoster", "--json"]):
         json.loads(cli(*args).out)
+
+
+def _patient_file(tmp_path: Path, data: bytes | str) -> str:
+    path = tmp_path / "patient.json"
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+def _data_dir(tmp_path: Path, edit=None) -> str:
+    dst = tmp_path / "data"
+    shutil.copytree(loader.DATA_DIR, dst)
+    if edit:
+        edit(dst)
+    return str(dst)
+
+
+def _listening_socket():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+BUSY: list = []
+
+
+def _busy_port_args(tmp_path: Path) -> list[str]:
+    BUSY.append(_listening_socket())
+    return ["serve", "--port", str(BUSY[-1].getsockname()[1])]
+
+
+BASE = '{"age": 40, "labs": {"platelets": 250}}'
+
+# Each case: (args from tmp_path, extra environment, fragment of the one line on stderr).
+BAD_INPUT = {
+    "binary-file": (lambda t: ["check", _patient_file(t, bytes(range(256)) * 4)], None, "not UTF-8 text"),
+    "png-file": (lambda t: ["check", _patient_file(t, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))], None, "not UTF-8 text (byte 0x89"),
+    "utf16-file": (lambda t: ["check", _patient_file(t, BASE.encode("utf-16"))], None, "looks like UTF-16"),
+    "utf16-no-bom": (lambda t: ["check", _patient_file(t, BASE.encode("utf-16-le"))], None, "looks like UTF-16"),
+    "deep-json": (lambda t: ["check", _patient_file(t, "[" * 5000 + "]" * 5000)], None, "nested deeper than 64 levels"),
+    "duplicate-key": (lambda t: ["check", _patient_file(t, '{"labs": {"platelets": 20, "platelets": 300}}')], None,
+                      "duplicate key 'platelets' in labs"),
+    "lone-surrogate": (lambda t: ["check", _patient_file(t, '{"medications": ["\\ud800"]}')], None, "surrogate"),
+    "dev-zero": (lambda t: ["check", "/dev/zero"], None, "larger than 32 MB"),
+    "directory": (lambda t: ["check", str(t)], None, "cannot read"),
+    "too-many-items": (lambda t: ["check", _patient_file(t, json.dumps({"medications": ["a"] * 150000}))], None,
+                       "patient.medications: 150000 items; at most 1000"),
+    "today-far": (lambda t: ["check", _patient_file(t, BASE), "--today", "9999-12-31"], None, "--today: today 9999-12-31 is outside"),
+    "today-not-a-date": (lambda t: ["check", _patient_file(t, BASE), "--today", "2022-13-45"], None, "is not a date"),
+    "plot-no-folder": (lambda t: ["simulate", "tofacitinib", "--plot", "/nonexistent/x.svg"], None, "folder /nonexistent does not exist"),
+    "plot-heatmap-no-folder": (lambda t: ["compare-pathways", "tofacitinib", "baricitinib", "--plot", "/nonexistent/x.svg"], None,
+                               "does not exist"),
+    "port-out-of-range": (lambda t: ["serve", "--port", "99999"], None, "--port 99999: use a port from 1 to 65535"),
+    "port-busy": (_busy_port_args, None, "cannot listen on 127.0.0.1:"),
+    "database-unopenable": (lambda t: ["serve", "--port", str(free_port())], {"JAKINIB_DATABASE_URL": "sqlite:////nonexistent/dir/x.db"},
+                            "cannot open the database sqlite:////nonexistent/dir/x.db"),
+    "config-unreadable": (lambda t: ["serve", "--config", str(t / "missing.toml")], None, "cannot read settings"),
+    "usage-error": (lambda t: ["drugs", "--bogus"], None, "No such option: --bogus (see 'jakinib drugs --help')"),
+    "kb-empty-folder": (lambda t: ["kb", "validate", "--data-dir", str(t)], None, "not a complete knowledge data folder"),
+    "kb-no-labs": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: (d / "labs.yaml").unlink())], None,
+                   "missing labs.yaml"),
+    "kb-lab-missing": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
+        d / "labs.yaml", "  - id: alc", "  - id: alc-x"))], None, "no entry for lab 'alc'"),
+    "kb-reversed-range": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
+        d / "labs.yaml", "plausible: [2, 25]", "plausible: [25, 2]"))], None, "field plausible: [25, 2] is reversed"),
+    "kb-impossible-date": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
+        d / "sources" / "seed.yaml", "as_of: 2026-11-25", "as_of: 2022-13-45"))], None, "seed.yaml:6: invalid YAML: '2022-13-45' is not a valid date"),
+    "kb-duplicate-key": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
+        d / "labs.yaml", "plausible: [2, 25]", "plausible: [2, 25]\n    plausible: [0, 100]"))], None, "invalid YAML: duplicate key 'plausible'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
+def test_every_bad_input_is_one_line_and_exit_2(cli, tmp_path, case):
+    make_args, env, fragment = BAD_INPUT[case]
+    try:
+        r = cli(*make_args(tmp_path), env=env)
+    finally:
+        while BUSY:
+            BUSY.pop().close()
+    assert r.code == 2, (r.code, r.err)
+    assert fragment in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err, r.err
+    assert "serving on" not in r.err
+
+
+def test_bad_input_with_json_is_a_json_error_body(cli, tmp_path):
+    r = cli("check", _patient_file(tmp_path, '{"labs": {"platelets": 20, "platelets": 300}}'), "--json")
+    assert r.code == 2 and r.json()["error"]["message"].endswith("duplicate key 'platelets' in labs")
+
+
+def test_corrupt_cache_is_rebuilt_and_said_once(cli, tmp_path):
+    env = {"JAKINIB_CACHE_DIR": str(tmp_path / "cache")}
+    assert cli("drugs", "--json", env=env).code == 0
+    (cached,) = (tmp_path / "cache").glob("kb-*.json")
+    cached.write_bytes(b"\x80\x04\x95garbage")
+    r = cli("drugs", "--json", env=env)
+    assert r.code == 0 and len(r.json()) >= 14
+    assert len(r.err.strip().splitlines()) == 1 and "rebuilt it from the YAML files" in r.err
+    again = cli("drugs", "--json", env=env)
+    assert again.code == 0 and again.err == ""
+
+
+def test_unmapped_medications_are_one_finding_per_drug():
+    import jakinib
+
+    report = jakinib.check({"age": 40, "medications": ["a", "a", "b", "A"] * 250}, drugs=["upadacitinib", "tofacitinib"])
+    for a in report.assessments:
+        (finding,) = [f for f in a.findings if f.rule == "medication.unmapped"]
+        assert finding.message.startswith("3 medications 'a', 'b', 'A' are not in jakinib's interaction table")
+    assert report.unmapped == ["medication a", "medication b", "medication A"]
+
+
+def test_many_distinct_medications_answer_in_under_a_megabyte(cli, tmp_path):
+    from jakinib.safety.patient import MAX_ITEM_CHARS, MAX_LIST_ITEMS
+
+    meds = [f"{i:04d}" + "x" * (MAX_ITEM_CHARS - 4) for i in range(MAX_LIST_ITEMS)]  # the most the limits allow
+    r = cli("check", _patient_file(tmp_path, json.dumps({"age": 40, "medications": meds})), "--json")
+    assert r.code == 0, r.err
+    assert len(r.out.encode()) < 1_000_000
+    report = r.json()
+    for a in report["assessments"]:
+        unmapped = [f for f in a["findings"] if f["rule"] == "medication.unmapped"]
+        assert len(unmapped) == 1 and f"{MAX_LIST_ITEMS} medications" in unmapped[0]["message"]
+    assert len(report["unmapped"]) == MAX_LIST_ITEMS

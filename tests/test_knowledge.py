@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import jakinib
@@ -105,13 +107,108 @@ def test_cache_is_keyed_by_content(tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(loader.DATA_DIR, data)
     first = base.build(data)
-    assert len(list((tmp_path / "cache").glob("kb-*.pickle"))) == 1
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [base.cache_file(data).name]
     again = base.build(data)
     assert again.stats() == first.stats()
     path = data / "drugs" / "ritlecitinib.yaml"
     path.write_text(path.read_text().replace("name: ritlecitinib", "name: ritlecitinib\nnot_a_field: 1", 1))
     with pytest.raises(jakinib.KnowledgeError, match="not_a_field"):
         base.build(data)
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAKINIB_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir(mode=0o700)
+    return tmp_path / "cache"
+
+
+def test_cached_knowledge_base_equals_a_fresh_build(cache_home):
+    import dataclasses
+
+    from jakinib.knowledge import base
+
+    kept = {f.name for f in dataclasses.fields(base.KnowledgeBase)} - {"data_dir", "_names"}
+    assert set(base._Snapshot.model_fields) == kept, "the cache must hold every field of the knowledge base"
+
+    fresh = base.build(loader.DATA_DIR, cache=False)
+    base.build(loader.DATA_DIR)
+    cached = base.build(loader.DATA_DIR)
+    assert base.cache_file(loader.DATA_DIR).exists()
+    for name in base._Snapshot.model_fields:
+        assert getattr(cached, name) == getattr(fresh, name), name
+    assert cached._names == fresh._names
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that a loader executed code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _pickled(marker):
+    import pickle
+
+    data = pickle.dumps(_Payload(marker))
+    pickle.loads(data)  # the payload is live: unpickling it does create the marker
+    assert Path(marker).exists()
+    Path(marker).unlink()
+    return data
+
+
+@pytest.mark.parametrize("plant", [
+    pytest.param(_pickled, id="pickle-payload"),
+    pytest.param(lambda marker: b'{"format": 1, "key": "x", "sha256": "y"}\n{}', id="wrong-key"),
+    pytest.param(lambda marker: b"\x80\x04\x95" + b"\xff" * 64, id="garbage"),
+    pytest.param(lambda marker: b"", id="empty"),
+])
+def test_planted_or_corrupt_cache_executes_nothing_and_is_rebuilt(cache_home, tmp_path, capsys, plant):
+    from jakinib.knowledge import base
+
+    marker = tmp_path / "code-ran"
+    target = base.cache_file(loader.DATA_DIR)
+    payload = plant(str(marker))
+    for path in (target, target.with_suffix(".pickle")):  # where it is read now, and where the pickle used to be
+        path.write_bytes(payload)
+        path.chmod(0o600)
+    kb = base.build(loader.DATA_DIR)
+    assert not marker.exists()
+    assert kb.drug("Rinvoq").name == "upadacitinib"
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "rebuilt it from the YAML files" in err and str(target) in err
+    assert base.build(loader.DATA_DIR).stats() == kb.stats()
+    assert capsys.readouterr().err == ""  # said once: the rewritten file is good
+
+
+def test_cache_with_a_changed_byte_is_rebuilt(cache_home, capsys):
+    from jakinib.knowledge import base
+
+    base.build(loader.DATA_DIR)
+    target = base.cache_file(loader.DATA_DIR)
+    raw = bytearray(target.read_bytes())
+    at = raw.index(b'"upadacitinib"') + 1
+    raw[at] = ord("U")  # still valid JSON, different content
+    target.write_bytes(bytes(raw))
+    kb = base.build(loader.DATA_DIR)
+    assert "upadacitinib" in kb.drugs
+    assert "content hash does not match" in capsys.readouterr().err
+
+
+def test_cache_writable_by_others_is_not_trusted(cache_home, capsys):
+    from jakinib.knowledge import base
+
+    base.build(loader.DATA_DIR)
+    target = base.cache_file(loader.DATA_DIR)
+    target.chmod(0o666)
+    base.build(loader.DATA_DIR)
+    assert "writable by others" in capsys.readouterr().err
+    assert target.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.parametrize("rule", KB.rules, ids=lambda r: r.id)

@@ -5,8 +5,10 @@ Heavy modules are imported inside the commands so ``jakinib --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,13 +179,16 @@ def check(
     import datetime as dt
 
     import jakinib
+    from jakinib.safety.engine import valid_today
 
     day = None
     if today:
         try:
-            day = dt.date.fromisoformat(today)
+            day = valid_today(dt.date.fromisoformat(today))
         except ValueError:
             raise JakinibError(f"--today {today!r} is not a date (YYYY-MM-DD)") from None
+        except JakinibError as exc:
+            raise JakinibError(f"--today: {exc}") from None
     report = jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=day)
     if as_json:
         return _emit_json(report.to_json())
@@ -247,7 +252,7 @@ def simulate(
 
     if route is not None and route not in ("oral", "topical"):
         raise JakinibError(f"--route {route!r}: use oral or topical")
-    fmt = plots.figure_format(plot) if plot else None
+    fmt = _plot_format(plot)
     progress = None
     if population >= 20_000 and not as_json:
         from rich.progress import Progress
@@ -264,7 +269,7 @@ def simulate(
         if progress is not None:
             bar.stop()
     if plot and fmt:
-        plot.write_bytes(plots.concentration_figure(sim, fmt))
+        _write_plot(plot, plots.concentration_figure(sim, fmt))
     if as_json:
         return _emit_json(sim.to_json())
     con = _console()
@@ -283,6 +288,28 @@ def simulate(
                   f"{pop['cavg_nM']['p5']:.1f}/{pop['cavg_nM']['p50']:.1f}/{pop['cavg_nM']['p95']:.1f}")
     for a in sim.assumptions:
         con.print(f"[dim]assumption: {a}[/dim]")
+
+
+def _plot_format(plot: Path | None) -> str | None:
+    """The figure format for ``--plot``, checked before any work: a folder that is not there fails at once."""
+    if plot is None:
+        return None
+    from jakinib.pharmacology import plots
+
+    fmt = plots.figure_format(plot)
+    folder = plot.parent if str(plot.parent) else Path(".")
+    if not folder.is_dir():
+        raise JakinibError(f"--plot {plot}: folder {folder} does not exist")
+    if plot.is_dir():
+        raise JakinibError(f"--plot {plot}: is a folder")
+    return fmt
+
+
+def _write_plot(plot: Path, data: bytes) -> None:
+    try:
+        plot.write_bytes(data)
+    except OSError as exc:
+        raise JakinibError(f"--plot {plot}: cannot write: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -306,7 +333,7 @@ def compare_pathways(
     from jakinib.pharmacology import plots
     from jakinib.pharmacology.simulate import simulate as run
 
-    fmt = plots.figure_format(plot) if plot else None
+    fmt = _plot_format(plot)
     kb = _kb()
     rows = []
     for spec in specs:
@@ -319,7 +346,7 @@ def compare_pathways(
             raise JakinibError(f"{spec!r}: dose and hours must be numbers") from None
         rows.append(run(kb, parts[0], dose, every).to_json())
     if plot and fmt:
-        plot.write_bytes(plots.heatmap_figure(rows, fmt))
+        _write_plot(plot, plots.heatmap_figure(rows, fmt))
     if as_json:
         return _emit_json(rows)
     cytokines = [p["cytokine"] for p in rows[0]["pathways"]]
@@ -340,14 +367,56 @@ def serve(
     from jakinib.web.app import create_app
     from jakinib.web.settings import load_settings
 
+    if not 1 <= port <= 65535:
+        raise JakinibError(f"--port {port}: use a port from 1 to 65535")
     settings = load_settings(config)
+    if settings.local_mode and host not in ("127.0.0.1", "localhost", "::1"):
+        raise JakinibError(f"local mode (no CDS clients configured) binds to loopback only, not {host!r}; "
+                           "configure [[clients]] to serve other hosts")
+    with _database_errors(settings.database_url):
+        application = create_app(settings)
+    sock = _listen(host, port)  # before saying "serving on": a busy port is one line, not a traceback
     if settings.local_mode:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise JakinibError(f"local mode (no CDS clients configured) binds to loopback only, not {host!r}; "
-                               "configure [[clients]] to serve other hosts")
         sys.stderr.write("jakinib: local mode: no CDS clients configured, unauthenticated calls accepted on loopback only\n")
     sys.stderr.write(f"jakinib: serving on http://{host}:{port}/ (API docs at /docs, CDS Hooks at /cds-services)\n")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> Any:
+    """A socket bound to ``host:port`` (Uvicorn listens on it), or one line saying why not."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise JakinibError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+@contextlib.contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """Turn a database that cannot be opened into one line naming it (password hidden)."""
+    try:
+        yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            shown = "(unparseable URL)"
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise JakinibError(f"cannot open the database {shown}: {reason}") from None
 
 
 @app.command()
@@ -359,7 +428,9 @@ def feedback(
     from jakinib.web.settings import load_settings
     from jakinib.web.store import Store
 
-    rows = Store(load_settings(config).database_url).summary()
+    settings = load_settings(config)
+    with _database_errors(settings.database_url):
+        rows = Store(settings.database_url).summary()
     if as_json:
         return _emit_json(rows)
     _table("CDS Hooks feedback", ["card", "drug", "accepted", "overridden", "override reasons"],
@@ -393,31 +464,41 @@ def kb_stats(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    """Console-script entry: run the app; any JakinibError is one line on stderr and exit 2."""
+    """Console-script entry: run the app; bad input of any kind is one line on stderr and exit 2."""
     try:
         app(standalone_mode=False)
     except JakinibError as exc:
-        if "--json" in sys.argv:
-            from jakinib.errors import error_body
-
-            _emit_json(error_body(exc))
-        sys.stderr.write(f"error: {exc}\n")
-        raise SystemExit(2) from None
+        _fail(str(exc), error_kind=exc)
     except SystemExit:
         raise
-    except Exception as exc:  # usage errors (Typer's vendored click) and anything unexpected
+    except Exception as exc:  # usage errors (Typer's click) and anything unexpected
         import os
 
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(2) from None
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _fail(exc.format_message() + hint)
         if type(exc).__name__ == "Abort":
             raise SystemExit(130) from None
-
         if os.environ.get("JAKINIB_DEBUG"):
             raise
-        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {exc}); set JAKINIB_DEBUG=1 for details\n")
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                         "set JAKINIB_DEBUG=1 for details\n")
         raise SystemExit(1) from None
+
+
+def _fail(message: str, error_kind: JakinibError | None = None) -> None:
+    """One line on stderr (and the JSON error body with --json), exit 2."""
+    from jakinib.errors import InputError, error_body
+
+    line = " ".join(message.split())
+    if "--json" in sys.argv:
+        _emit_json(error_body(error_kind or InputError(line)))
+    sys.stderr.write(f"error: {line}\n")
+    raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

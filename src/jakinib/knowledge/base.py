@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from jakinib.errors import KnowledgeError, UnknownNameError
 from jakinib.knowledge import fields as f
@@ -283,6 +286,13 @@ class KnowledgeBase:
                 for dose in lab.doses:
                     if dose.indication not in self.indications:
                         raise KnowledgeError(f"drugs/{d.name}.yaml: label {lab.product}/{lab.regulator}: dose for unknown indication {dose.indication!r}")
+        for lab_id in f.LAB_UNITS:
+            if lab_id not in self.labs:
+                raise KnowledgeError(f"labs.yaml: no entry for lab {lab_id!r} (its plausible range refuses impossible values)")
+        for lab in self.labs.values():
+            lo, hi = lab.plausible
+            if not lo < hi:
+                raise KnowledgeError(f"labs.yaml: {lab.id}: field plausible: [{lo:g}, {hi:g}] is reversed or empty (low must be below high)")
         cytokines = {p.cytokine for p in self.pathways}
         for m in self.potency:
             if m.drug not in self.drugs or m.cytokine not in cytokines:
@@ -347,49 +357,137 @@ def _term_index(terms: dict[str, s.Term], codes: bool = False) -> dict[str, str]
     return out
 
 
+CACHE_FORMAT = 1
+"""Bump when the cache layout changes (the jakinib version and the data files are in the key already)."""
+
+
+class _Snapshot(BaseModel):
+    """The validated content of one knowledge base, as the cache stores it (pydantic JSON: data, never code)."""
+
+    drugs: dict[str, s.DrugFile]
+    sources: dict[str, s.Source]
+    indications: dict[str, s.Term]
+    evidence: list[s.Evidence]
+    conditions: dict[str, s.Term]
+    medications: dict[str, s.MedicationEntry]
+    labs: dict[str, s.LabDef]
+    class_facts: list[s.ClassFact]
+    codes: list[s.CodeMapping]
+    pathways: list[s.Pathway]
+    potency: list[s.MeasuredPotency]
+    rxnorm: list[s.RxNormConcept]
+
+
+def cache_dir() -> Path:
+    """Where validated knowledge bases are cached: ``$JAKINIB_CACHE_DIR`` or ``~/.cache/jakinib``."""
+    import os
+
+    return Path(os.environ.get("JAKINIB_CACHE_DIR") or Path.home() / ".cache" / "jakinib")
+
+
+def _content_key(data_dir: Path) -> str:
+    import hashlib
+
+    from jakinib import __version__
+
+    digest = hashlib.sha256(f"{__version__}\0{CACHE_FORMAT}\0".encode())
+    for path in sorted(data_dir.rglob("*.yaml")):
+        digest.update(str(path.relative_to(data_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class _BadCache(Exception):
+    """A cache file that must not be used (the message says why)."""
+
+
+def cache_file(data_dir: Path, key: str | None = None) -> Path:
+    """The cache file for the current content of ``data_dir``."""
+    return cache_dir() / f"kb-{(key or _content_key(data_dir))[:24]}.json"
+
+
+def _read_cache(target: Path, key: str, data_dir: Path) -> KnowledgeBase:
+    """A cached knowledge base; any exception means the file must be rebuilt."""
+    import hashlib
+    import json
+    import os
+
+    st = target.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise _BadCache("not owned by you, or writable by others")
+    header, sep, payload = target.read_bytes().partition(b"\n")
+    if not sep:
+        raise _BadCache("truncated")
+    meta = json.loads(header)
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
+        raise _BadCache("written for other data or another jakinib version")
+    if meta.get("sha256") != hashlib.sha256(payload).hexdigest():
+        raise _BadCache("corrupt: its content hash does not match")
+    snap = _Snapshot.model_validate_json(payload)
+    kb = KnowledgeBase(**{name: getattr(snap, name) for name in _Snapshot.model_fields}, data_dir=data_dir)
+    kb._index_names()
+    return kb
+
+
+def _write_cache(target: Path, key: str, kb: KnowledgeBase) -> None:
+    import hashlib
+    import json
+    import os
+
+    snap = _Snapshot(**{name: getattr(kb, name) for name in _Snapshot.model_fields})
+    payload = snap.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    header = json.dumps({"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(header + b"\n" + payload)
+    tmp.replace(target)
+
+
 def build(data_dir: Path = loader.DATA_DIR, cache: bool = True) -> KnowledgeBase:
     """The knowledge base for ``data_dir``: validated once, then loaded from a cache keyed by the files' content.
 
-    The cache (``$JAKINIB_CACHE_DIR`` or ``~/.cache/jakinib``) holds the validated objects of one exact set of
-    data files and jakinib version; any edit changes the key, so an edited file is always validated again.
+    The cache (:func:`cache_dir`) is JSON of the validated models with a SHA-256 of its content inside, so it
+    holds data and never code. A file that is corrupt, foreign or stale is ignored: the YAML is validated
+    again, the file rewritten, and one line on stderr says so. Any edit changes the key.
     """
     if not data_dir.is_dir():
         raise KnowledgeError(f"{data_dir}: knowledge data folder not found")
     if not cache:
         return _build(data_dir)
-    import hashlib
-    import os
-    import pickle
+    import sys
 
-    from jakinib import __version__
-
-    digest = hashlib.sha256(__version__.encode())
-    for path in sorted(data_dir.rglob("*.yaml")):
-        digest.update(str(path.relative_to(data_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
-    folder = Path(os.environ.get("JAKINIB_CACHE_DIR") or Path.home() / ".cache" / "jakinib")
-    target = folder / f"kb-{digest.hexdigest()[:24]}.pickle"
+    key = _content_key(data_dir)
+    target = cache_file(data_dir, key)
+    problem = None
     try:
-        with target.open("rb") as fh:
-            kb = pickle.load(fh)
-        if isinstance(kb, KnowledgeBase):
-            kb.data_dir = data_dir
-            return kb
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return _read_cache(target, key, data_dir)
+    except FileNotFoundError:
         pass
+    except _BadCache as exc:
+        problem = str(exc)
+    except Exception as exc:  # any other defect in a cache file means: rebuild it
+        problem = f"unreadable: {type(exc).__name__}"
     kb = _build(data_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(kb, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(target)
-    except OSError:
-        pass  # a read-only home is fine: validate every time
+    with contextlib.suppress(OSError):  # a read-only home is fine: validate every time
+        _write_cache(target, key, kb)
+    if problem:
+        sys.stderr.write(f"jakinib: ignored the knowledge-base cache {target} ({problem}); rebuilt it from the YAML files\n")
     return kb
+
+
+REQUIRED_FILES = ("indications.yaml", "conditions.yaml", "medications.yaml", "labs.yaml", "codes.yaml",
+                  "pathways.yaml", "class_facts.yaml", "evidence.yaml")
+"""Data files every knowledge folder needs (besides ``sources/`` and ``drugs/``): without labs.yaml, say,
+no lab value could be refused as implausible."""
 
 
 def _build(data_dir: Path) -> KnowledgeBase:
     """Parse every data file under ``data_dir``, validate and cross-check."""
+    missing = [name for name in REQUIRED_FILES if not (data_dir / name).is_file()]
+    missing += [f"{folder}/*.yaml" for folder in ("sources", "drugs") if not any((data_dir / folder).glob("*.yaml"))]
+    if missing:
+        raise KnowledgeError(f"{data_dir}: not a complete knowledge data folder: missing {', '.join(missing)}")
     sources: dict[str, s.Source] = {}
     for path in sorted((data_dir / "sources").glob("*.yaml")):
         for src in loader.parse_list(path, s.Source):
@@ -403,18 +501,17 @@ def _build(data_dir: Path) -> KnowledgeBase:
             raise KnowledgeError(f"{path.name}: name {d.name!r} does not match the file name")
         drugs[d.name] = d
 
-    def optional(name: str, sections: dict[str, type]) -> dict[str, list[Any]]:
-        path = data_dir / name
-        return loader.parse_sections(path, sections) if path.exists() else {k: [] for k in sections}
+    def sections(name: str, models: dict[str, type]) -> dict[str, list[Any]]:
+        return loader.parse_sections(data_dir / name, models)
 
-    ind = optional("indications.yaml", {"indications": s.Term})
-    evidence = optional("evidence.yaml", {"evidence": s.Evidence})
-    cond = optional("conditions.yaml", {"conditions": s.Term})
-    meds = optional("medications.yaml", {"medications": s.MedicationEntry})
-    labs = optional("labs.yaml", {"labs": s.LabDef})
-    facts = optional("class_facts.yaml", {"facts": s.ClassFact})
-    codes = optional("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
-    pathways = optional("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
+    ind = sections("indications.yaml", {"indications": s.Term})
+    evidence = sections("evidence.yaml", {"evidence": s.Evidence})
+    cond = sections("conditions.yaml", {"conditions": s.Term})
+    meds = sections("medications.yaml", {"medications": s.MedicationEntry})
+    labs = sections("labs.yaml", {"labs": s.LabDef})
+    facts = sections("class_facts.yaml", {"facts": s.ClassFact})
+    codes = sections("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
+    pathways = sections("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
     kb = KnowledgeBase(
         drugs=drugs,
         sources=sources,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from jakinib.errors import InputError
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety import renal
@@ -248,9 +249,8 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
         findings.append(_dose_not_recorded(label, indication, regulator, patient, product))
     screening_missing, scr_findings = _screening(kb, label, patient)
     findings.extend(scr_findings)
-    for med in patient.unmapped_medications:
-        findings.append(Finding(rule="medication.unmapped", severity="caution", sources=["seed"],
-                                message=f"Medication {med!r} is not in jakinib's interaction table: check interactions against the label."))
+    if patient.unmapped_medications:
+        findings.append(_unmapped_medications(patient.unmapped_medications))
     status = worst([x.severity for x in findings])
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
                       dose=_dose(base, fired, outcome), findings=_sorted(findings),
@@ -280,8 +280,34 @@ def _surrogate_findings(outcome: renal.Outcome, rules: list[s.Rule]) -> list[Fin
     return out
 
 
+SHOWN_NAMES = 10
+"""Unmapped medication names quoted in one finding; the report's ``unmapped`` lists them all once."""
+
+
+def _unmapped_medications(names: tuple[str, ...]) -> Finding:
+    """One finding per patient for every medicine jakinib cannot map (not one per medicine per drug)."""
+    shown = ", ".join(repr(n) for n in names[:SHOWN_NAMES])
+    more = f" and {len(names) - SHOWN_NAMES} more (listed in the report's unmapped)" if len(names) > SHOWN_NAMES else ""
+    what = "Medication" if len(names) == 1 else f"{len(names)} medications"
+    verb = "is" if len(names) == 1 else "are"
+    return Finding(rule="medication.unmapped", severity="caution", sources=["seed"],
+                   message=f"{what} {shown}{more} {verb} not in jakinib's interaction table: check interactions against the label.")
+
+
 def _sorted(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda x: (s.STATUS_ORDER.index(x.severity), x.rule))
+
+
+TODAY_RANGE = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))
+"""Accepted values of "today": a guard against typos and date overflow (monitoring adds weeks), not a clinical rule."""
+
+
+def valid_today(day: dt.date) -> dt.date:
+    """``day`` if it is a usable "today", else one-line InputError."""
+    lo, hi = TODAY_RANGE
+    if not lo <= day <= hi:
+        raise InputError(f"today {day.isoformat()} is outside {lo.isoformat()}..{hi.isoformat()}")
+    return day
 
 
 def check(kb: KnowledgeBase, patient: Patient, drugs: Iterable[str] | None = None, regulator: str = "FDA",
@@ -290,7 +316,7 @@ def check(kb: KnowledgeBase, patient: Patient, drugs: Iterable[str] | None = Non
     reg = kb.regulator(regulator)
     ind = kb.indication(indication).id if indication else patient.indication
     names = [kb.drug(d).name for d in drugs] if drugs else list(kb.drugs)
-    day = today or dt.date.today()
+    day = valid_today(today or dt.date.today())
     assessments = [assess(kb, patient, kb.drugs[n], reg, ind, day) for n in dict.fromkeys(names)]
     return Report(regulator=reg, indication=ind, today=day.isoformat(), assessments=assessments,
                   unmapped=list(dict.fromkeys([*patient.unmapped, *(f"medication {m}" for m in patient.unmapped_medications)])),

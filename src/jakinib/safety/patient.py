@@ -17,6 +17,13 @@ from jakinib.safety.renal import cockcroft_gault  # noqa: F401  (kept importable
 
 Result = Literal["negative", "positive", "indeterminate", "not-done", "done"]
 
+MAX_LIST_ITEMS = 1000
+"""Most items accepted in one patient list (conditions, medications, vaccines_planned): a clear error past it,
+so a request cannot multiply into a huge response. The HTTP API reuses this limit."""
+
+MAX_ITEM_CHARS = 500
+"""Longest text accepted for one list item (a medication or condition name)."""
+
 
 class Screening(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -195,7 +202,7 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
             classes.extend(entry.classes)
     out["medications"] = tuple(dict.fromkeys(meds))
     out["medication_classes"] = tuple(dict.fromkeys(classes))
-    out["unmapped_medications"] = tuple(unmapped)
+    out["unmapped_medications"] = tuple(dict.fromkeys(unmapped))
     metab = raw.get("metabolizer") or {}
     if not isinstance(metab, dict):
         raise _err("metabolizer", 'expected an object like {"CYP2C19": "poor"}')
@@ -216,4 +223,9 @@ def _list(raw: dict[str, Any], key: str) -> list[Any]:
     value = raw.get(key) or []
     if not isinstance(value, list):
         raise _err(key, "expected a list")
+    if len(value) > MAX_LIST_ITEMS:
+        raise _err(key, f"{len(value)} items; at most {MAX_LIST_ITEMS} are accepted (jakinib.safety.patient.MAX_LIST_ITEMS)")
+    for i, item in enumerate(value):
+        if len(str(item)) > MAX_ITEM_CHARS:
+            raise _err(f"{key}[{i}]", f"longer than {MAX_ITEM_CHARS} characters")
     return value
