@@ -579,3 +579,14 @@ def test_a_failed_fetch_is_named_on_a_card(cds):
         assert not [c for c in cards if "Immunizations" in c["summary"]], "the fetched immunizations are not missing"
     finally:
         fhir.close()
+
+
+@pytest.mark.parametrize("text, product", [("Opzelura 1.5% cream", "ruxolitinib-topical"),
+                                           ("ruxolitinib 15 MG/GM Topical Cream", "ruxolitinib-topical"),
+                                           ("ruxolitinib 5 MG Oral Tablet", "ruxolitinib-oral"),
+                                           ("Xeljanz XR 11 mg", "tofacitinib-oral-xr")])
+def test_the_product_ordered_is_the_product_assessed(cds, text, product):
+    b = copy.deepcopy(ORDER_SIGN)
+    order(b)["medicationCodeableConcept"] = {"text": text}
+    cards = _post(cds, b)
+    assert cards and all(f"({product})" in c["detail"].splitlines()[0] for c in cards if c["detail"].startswith("**"))

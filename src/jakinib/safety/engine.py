@@ -207,9 +207,9 @@ def _monitoring(label: s.Label | None, today: dt.date) -> list[MonitoringEntry]:
 
 
 def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str,
-           indication: str | None, today: dt.date) -> Assessment:
-    """One drug for one patient under one regulator's labels."""
-    product = choose_product(kb, drug, regulator, indication)
+           indication: str | None, today: dt.date, product: s.Product | None = None) -> Assessment:
+    """One drug for one patient under one regulator's labels (``product``: the one ordered, when known)."""
+    product = product or choose_product(kb, drug, regulator, indication)
     label = kb.label(product.id, regulator)
     approved, findings = _approval_findings(kb, drug, product, regulator, indication, patient.age)
     if label is None:

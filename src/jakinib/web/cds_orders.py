@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jakinib.interop import fhir, terminology
+from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 
 ACTIVE_CLINICAL = {"active", "recurrence", "relapse"}
@@ -44,6 +45,24 @@ class Indication:
 
     id: str | None
     note: str | None
+
+
+TOPICAL_WORDS = {"cream", "ointment", "topical", "gel", "lotion", "foam"}
+ORAL_WORDS = {"oral", "tablet", "tablets", "capsule", "capsules", "tab", "tabs"}
+
+
+def ordered_product(kb: KnowledgeBase, order: JakOrder) -> tuple[s.Product | None, str | None]:
+    """The product ordered, when the order tells: by its code or brand, else by the route its name states
+    (when the drug has exactly one product for that route). ``(None, None)`` leaves the choice to the checker."""
+    drug = kb.drugs[order.drug]
+    if order.match.product:
+        return next((p for p in drug.products if p.id == order.match.product), None), None
+    words = set(re.findall(r"[a-z]+", order.match.matched.lower()))
+    route = "topical" if words & TOPICAL_WORDS else "oral" if words & ORAL_WORDS else None
+    fitting = [p for p in drug.products if p.route == route]
+    if route and len(fitting) == 1 and len(drug.products) > 1:
+        return fitting[0], f"Assessed as {fitting[0].id}: the order's name says a {route} form."
+    return None, None
 
 
 def references(resources: list[dict[str, Any]], bundles: list[Any] = ()) -> dict[str, dict[str, Any]]:
@@ -171,8 +190,10 @@ def _candidates_from_conditions(kb: KnowledgeBase, resources: list[dict[str, Any
 
 
 def choose_indication(kb: KnowledgeBase, order: JakOrder, regulator: str, resources: list[dict[str, Any]],
-                      refs: dict[str, dict[str, Any]]) -> Indication:
-    """The indication for one JAK order: from the order's reason, else from the active Conditions."""
+                      refs: dict[str, dict[str, Any]], product: s.Product | None = None) -> Indication:
+    """The indication for one JAK order: from the order's reason, else from the active Conditions.
+
+    Among several, the first the regulator approved the drug (``product``, when known) for is assumed."""
     found, unknown = _candidates_from_order(kb, order.resource, refs)
     lead = ""
     if unknown and not found:
@@ -184,7 +205,7 @@ def choose_indication(kb: KnowledgeBase, order: JakOrder, regulator: str, resour
             return Indication(None, lead.strip())
         return Indication(None, None)
     distinct = list(dict.fromkeys(ind for ind, _ in found))
-    approved = {r.approval.indication for r in kb.approved_rows(order.drug, regulator)}
+    approved = {r.approval.indication for r in kb.approved_rows(order.drug, regulator) if product is None or r.product == product.id}
     chosen = next((ind for ind in distinct if ind in approved), distinct[0])
     where = next(w for ind, w in found if ind == chosen)
     label = kb.indications[chosen].label.lower() if chosen in kb.indications else chosen

@@ -12,6 +12,7 @@ card, or answered 412 when the Patient itself is missing (the spec's "Preconditi
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ import jakinib
 from jakinib.errors import FhirError, InputError, UnknownNameError
 from jakinib.interop import fhir
 from jakinib.knowledge.base import KnowledgeBase
-from jakinib.safety.engine import check as run_check
+from jakinib.safety.engine import assess
 from jakinib.safety.patient import parse_patient
 from jakinib.web import cds_models, cds_orders, fhir_client
 from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card
@@ -216,11 +217,11 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
     data_notes = [f"Not available for this check: {what} ({why})." for what, why in missing.items()]
     cards, records = [], []
     for order in {o.drug: o for o in reversed(call.found)}.values():
-        indication = cds_orders.choose_indication(kb, order, regulator, call.resources, refs)
-        report = run_check(kb, patient, [order.drug], regulator, indication.id or patient.indication)
-        a = report.assessments[0]
-        notes = [n for n in (indication.note, order.note()) if n] + data_notes
-        made = cards_for(a, report.regulator, order.resource, untrusted, notes)
+        product, product_note = cds_orders.ordered_product(kb, order)
+        indication = cds_orders.choose_indication(kb, order, regulator, call.resources, refs, product)
+        a = assess(kb, patient, kb.drugs[order.drug], regulator, indication.id or patient.indication, dt.date.today(), product)
+        notes = [n for n in (indication.note, order.note(), product_note) if n] + data_notes
+        made = cards_for(a, regulator, order.resource, untrusted, notes)
         if missing:
             made.append(missing_data_card(a.drug, missing, untrusted))
         for card in made:
