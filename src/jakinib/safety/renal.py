@@ -162,7 +162,8 @@ def read(basis: s.RenalBasis, labs: Mapping[str, float], bsa_m2: float | None, c
             return Reading(basis, crcl, f"CrCl {crcl:.0f} mL/min")
         if egfr is not None:
             return Reading(basis, egfr, f"eGFR {egfr:.0f} mL/min/1.73 m² read as CrCl",
-                           f"{label}; CrCl is not known (no weight or no CrCl), so eGFR {egfr:.0f} mL/min/1.73 m² is used as a surrogate", cuts)
+                           f"{label}; CrCl is not known and cannot be derived (that needs creatinine, age, sex and weight), "
+                           f"so eGFR {egfr:.0f} mL/min/1.73 m² is used as a surrogate", cuts)
         return Reading(basis, None, "CrCl unknown")
     if egfr is None:
         if crcl is not None:
