@@ -251,3 +251,26 @@ def test_a_missing_dose_is_a_finding_never_a_silent_none():
             checked += 1
             assert a.dose is None and any(f.rule == "dose.not-recorded" and "not recorded" in f.message for f in a.findings)
     assert checked
+
+
+@settings(deadline=None, max_examples=60)
+@given(case=st.sampled_from(CASES), egfr=st.floats(5, 150), factor=st.floats(0.3, 0.99))
+def test_a_lower_surrogate_never_improves_the_status_or_raises_the_dose(case, egfr, factor):
+    drug, regulator, indication = case
+    order = ("contraindicated", "do-not-start", "avoid", "caution", "ok")
+    hi, lo = assess({"egfr": egfr}, drug, regulator, indication), assess({"egfr": egfr * factor}, drug, regulator, indication)
+    assert order.index(lo.status) <= order.index(hi.status)
+    if hi.dose and lo.dose and hi.dose.mg and lo.dose.mg and hi.dose.every_h and lo.dose.every_h:
+        assert lo.dose.mg / lo.dose.every_h <= hi.dose.mg / hi.dose.every_h + 1e-9
+
+
+def test_label_silent_on_indexing_uses_the_lower_of_indexed_and_deindexed_egfr():
+    # EU abrocitinib writes its eGFR bands in mL/min (indexing not stated): a small patient's de-indexed value counts
+    bsa = renal.bsa_du_bois(45, 150)
+    assert 65 * bsa / 1.73 < 60 < 65
+    small = assess({"egfr": 65}, "abrocitinib", "EMA", "atopic-dermatitis", weight_kg=45, height_cm=150)
+    assert any(f.rule == "abrocitinib.ema.renal-moderate" for f in small.findings)
+    no_height = assess({"egfr": 65}, "abrocitinib", "EMA", "atopic-dermatitis", weight_kg=45)
+    assert not any(f.rule == "abrocitinib.ema.renal-moderate" for f in no_height.findings)
+    big = assess({"egfr": 65}, "abrocitinib", "EMA", "atopic-dermatitis", weight_kg=100, height_cm=190)
+    assert not any(f.rule == "abrocitinib.ema.renal-moderate" for f in big.findings)  # indexed value is the lower one
