@@ -59,4 +59,4 @@ def test_public_names_are_sorted_and_exported():
     for name in jakinib.__all__:
         assert hasattr(jakinib, name)
     assert set(jakinib.__all__) == {"InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load",
-                                    "read_patient", "simulate"}
+                                    "read_patient", "screen", "simulate"}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jakinib.errors import InputError, JakinibError, KnowledgeError
 
 if TYPE_CHECKING:
+    from jakinib.cohort.screen import Screen
     from jakinib.knowledge import KnowledgeBase
     from jakinib.pharmacology.simulate import Simulation
     from jakinib.safety import Patient, Report
@@ -73,6 +74,18 @@ def check(
     return run(kb, read_patient(patient, kb, today), drugs, regulator, indication, today)
 
 
+def screen(source: str | Path, drugs: list[str] | None = None, regulators: list[str] | None = None,
+           today: date | None = None, on_error: str = "stop", engine: str = "polars", master: str | None = None) -> Screen:
+    """Screen a cohort (Bulk export folder, Bundle-per-line NDJSON, CSV or Parquet) with the checker's rules.
+
+    Returns a :class:`~jakinib.cohort.screen.Screen`: ``rows`` (one per patient x regulator x drug: status, finding
+    ids, screening missing, recommended and current dose, care gaps) and ``summary``.
+    """
+    from jakinib.cohort.screen import screen as run
+
+    return run(source, load(), drugs, regulators or ["FDA"], today, on_error, engine, master)
+
+
 def simulate(drug: str | None, dose_mg: float | None = None, every_h: float | None = None, route: str | None = None,
              population: int = 0, seed: int = 0, params: str | Path | None = None) -> Simulation:
     """A steady-state dosing day of one product: concentrations and % inhibition per JAK-STAT pathway.
@@ -87,4 +100,4 @@ def simulate(drug: str | None, dose_mg: float | None = None, every_h: float | No
     return run(load(), drug, dose_mg, every_h, route, population, seed, params=user)
 
 
-__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient", "simulate"]
+__all__ = ["InputError", "JakinibError", "KnowledgeError", "__version__", "check", "load", "read_patient", "screen", "simulate"]

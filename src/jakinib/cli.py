@@ -356,6 +356,36 @@ def compare_pathways(
 
 
 @app.command()
+def screen(
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="Bulk export folder, Bundle-per-line .ndjson[.gz], .csv or .parquet.")],
+    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
+    regulator: Annotated[list[str] | None, typer.Option("--regulator", help="Whose labels (repeatable); default FDA.")] = None,
+    today: Annotated[str | None, typer.Option(help="Date care gaps are counted to (YYYY-MM-DD); default today.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write one row per patient x drug (.parquet or .csv).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a standalone HTML report with charts.")] = None,
+    engine: Annotated[str, typer.Option(help="polars (one machine) or spark.")] = "polars",
+    master: Annotated[str | None, typer.Option(help="Spark master URL (default local[*]).")] = None,
+    on_error: Annotated[str, typer.Option("--on-error", help="stop at the first bad record, or skip and count them.")] = "stop",
+    as_json: JsonOpt = False,
+) -> None:
+    """Screen a cohort for care gaps with the checker's rules: status, findings, dose and gaps per patient x drug."""
+    from jakinib.cohort import cli_view
+
+    cli_view.run(_kb(), source, drug, regulator, _date_option("--today", today), out, report, engine, master, on_error, as_json)
+
+
+def _date_option(name: str, value: str | None) -> Any:
+    import datetime as dt
+
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise JakinibError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

@@ -1,0 +1,243 @@
+"""A flat patient table (CSV or Parquet) -> the cohort table, column-wise.
+
+Columns follow the simple patient JSON (docs/cohort.md): ``id, age, sex, weight_kg, pregnant, breastfeeding, smoking,
+indication, regulator, conditions, medications, vaccines_planned`` (lists: ``;``-separated in CSV, lists in
+Parquet), ``labs.<lab>`` in the lab's canonical unit or ``labs.<lab> [<unit>]`` in any unit jakinib converts,
+``metabolizer.<enzyme>``, ``screening.<test>`` and ``screening.<test>.date``, and for care gaps ``jak, jak_start,
+jak_dose_mg, jak_every_h`` and ``records.<lab>.first/.last`` (dates). Required: ``id, age, sex, conditions,
+medications``; a column jakinib does not know is an error (a typo is not silence).
+
+Values are validated and resolved as ``safety/patient.py`` does for one patient (synonyms and codes through the
+knowledge base, implausible labs refused, Cockcroft-Gault CrCl from creatinine when CrCl is absent, men not
+pregnant); the screen-vs-check property test holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from jakinib.cohort import flatten
+from jakinib.cohort.read import Problems
+from jakinib.errors import InputError, JakinibError
+from jakinib.knowledge import fields as f
+from jakinib.knowledge.base import KnowledgeBase
+from jakinib.safety import units
+
+REQUIRED = ("id", "age", "sex", "conditions", "medications")
+LAB_COLUMN = re.compile(r"^labs\.([a-z0-9]+)(?:\s*\[(.+)\])?$")
+LISTS = ("conditions", "medications", "vaccines_planned")
+TRUE, FALSE = {"true", "yes", "1", "t", "y"}, {"false", "no", "0", "f", "n"}
+
+
+def _raw(path: Path, kind: str) -> Any:
+    import polars as pl
+
+    try:
+        if kind == "csv":
+            return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read as {kind.upper()}: {first}") from None
+
+
+def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems) -> Any:
+    """The cohort table of a flat file; bad rows stop the run or (skip) are dropped and counted."""
+    import polars as pl
+
+    df = _raw(path, kind)
+    known = set(flatten.columns())
+    labs: dict[str, tuple[str, str | None]] = {}
+    for name in df.columns:
+        m = LAB_COLUMN.match(name)
+        if m and m.group(1) in f.LAB_UNITS:
+            labs[name] = (m.group(1), m.group(2))
+        elif name not in known:
+            raise InputError(f"{path}:1: unknown column {name!r} (see docs/cohort.md for the columns)")
+    for name in REQUIRED:
+        if name not in df.columns:
+            raise InputError(f"{path}:1: missing column {name!r} (required: {', '.join(REQUIRED)})")
+    where = (lambda i: f"{path}:{i + 2}") if kind == "csv" else (lambda i: f"{path}: row {i + 1}")
+    df = df.with_row_index("_row")
+    checker = _Rows(df, where, problems)
+    text = {c: pl.col(c).cast(pl.String).str.strip_chars() for c in df.columns if df.schema[c] != pl.List(pl.String)}
+    out: dict[str, Any] = {"id": pl.col("id").cast(pl.String)}
+    checker.require(pl.col("id").is_null() | (pl.col("id").cast(pl.String) == ""), "id is empty")
+
+    for name in ("age", "weight_kg", "jak_dose_mg", "jak_every_h"):
+        if name in df.columns:
+            out[name] = checker.number(name, text[name])
+    if "age" in out:
+        checker.require(~out["age"].is_between(0, 130), "age is implausible (0-130 years)")
+    if "weight_kg" in out:
+        checker.require(~out["weight_kg"].is_between(0.3, 500), "weight_kg is implausible (0.3-500 kg)")
+    for name in f.BOOLEAN:
+        if name in df.columns:
+            low = text[name].str.to_lowercase()
+            checker.require(low.is_not_null() & ~low.is_in([*TRUE, *FALSE, ""]), f"{name}: expected true or false")
+            out[name] = pl.when(low.is_in(list(TRUE))).then(True).when(low.is_in(list(FALSE))).then(False)
+    choices = {"sex": f.CHOICE["sex"], "smoking": f.CHOICE["smoking"],
+               **{f"metabolizer.{e}": f.METABOLIZER for e in f.ENZYMES},
+               **{f"screening.{t}": f.SCREENING_RESULTS for t in f.SCREENING_TESTS}}
+    for name, allowed in choices.items():
+        if name in df.columns:
+            low = _blank_null(text[name].str.to_lowercase())
+            checker.require(low.is_not_null() & ~low.is_in(list(allowed)), f"{name}: not one of {', '.join(allowed)}")
+            out[name] = pl.when(low != "not-done").then(low) if name.startswith("screening.") else low
+    for name, kind_ in flatten.columns().items():
+        if kind_ == "date" and name in df.columns:
+            raw = _blank_null(text[name])
+            value = raw.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+            checker.require(raw.is_not_null() & value.is_null(), f"{name}: not an ISO date (YYYY-MM-DD)")
+            out[name] = value
+    for name, (lab, unit) in labs.items():
+        out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb)
+    if "sex" in out:  # as parse_patient: a man is not pregnant nor breastfeeding
+        for name in f.BOOLEAN:
+            out[name] = pl.when(out["sex"] == "male").then(out[name].fill_null(False) if name in out else False).otherwise(
+                out.get(name, pl.lit(None, dtype=pl.Boolean)))
+
+    lists = {name: _split(df, name) for name in LISTS if name in df.columns}
+    df2 = df.with_columns(**{f"_{k}": v for k, v in lists.items()})
+    resolved = _resolve(df2, kb, checker, where)
+    for name in ("indication", "regulator", "jak"):
+        if name in df.columns:
+            resolved[name] = checker.term(name, _blank_null(text[name]), kb)
+    table = df2.with_columns(**{k: v for k, v in out.items()}, **{k: v for k, v in resolved.items() if not isinstance(v, str)})
+    if {"age", "weight_kg", "sex", "labs.creatinine"} <= set(table.columns):
+        table = table.with_columns(_cockcroft_gault("labs.crcl" in table.columns))
+    checker.finish()
+    table = table.filter(~pl.col("_row").is_in(checker.bad_rows()))
+    keep = [c for c in flatten.columns() if c in table.columns]
+    return flatten.complete(table.select(keep)).sort("id")
+
+
+def _blank_null(e: Any) -> Any:
+    import polars as pl
+
+    return pl.when(e != "").then(e)
+
+
+def _split(df: Any, name: str) -> Any:
+    import polars as pl
+
+    if df.schema[name] == pl.List(pl.String):
+        return pl.col(name).list.eval(pl.element().str.strip_chars()).list.eval(pl.element().filter(pl.element() != ""))
+    return (pl.col(name).cast(pl.String).fill_null("").str.split(";")
+            .list.eval(pl.element().str.strip_chars()).list.eval(pl.element().filter(pl.element() != "")))
+
+
+def _resolve(df: Any, kb: KnowledgeBase, checker: _Rows, where: Any) -> dict[str, Any]:
+    """Conditions, medications (-> interaction classes, unmapped) and planned vaccines, resolved per distinct value."""
+    import polars as pl
+
+    out: dict[str, Any] = {}
+    if "_conditions" in df.columns:
+        ids: dict[str, str] = {}
+        for value in df["_conditions"].explode().drop_nulls().unique().to_list():
+            try:
+                ids[value] = kb.condition(value).id
+            except JakinibError as exc:
+                checker.bad_value("_conditions", value, f"conditions: {exc}")
+        out["conditions"] = (pl.col("_conditions").list.eval(pl.element().replace_strict(ids, default=None, return_dtype=pl.String))
+                             .list.drop_nulls().list.unique(maintain_order=True))
+    if "_medications" in df.columns:
+        names: dict[str, str] = {}
+        classes: dict[str, str] = {}
+        for value in df["_medications"].explode().drop_nulls().unique().to_list():
+            entry = kb.medication(value)
+            if entry is not None:
+                names[value] = entry.name
+                classes[value] = ";".join(entry.classes)
+        meds = pl.col("_medications")
+        mapped = meds.list.eval(pl.element().filter(pl.element().is_in(list(names))))
+        out["medications"] = meds.list.eval(pl.element().replace(names)).list.unique(maintain_order=True)
+        out["unmapped_medications"] = meds.list.eval(pl.element().filter(~pl.element().is_in(list(names))))
+        out["medication_classes"] = (mapped.list.eval(pl.element().replace_strict(classes, default="", return_dtype=pl.String))
+                                     .list.join(";").str.split(";").list.eval(pl.element().filter(pl.element() != ""))
+                                     .list.unique(maintain_order=True))
+    if "_vaccines_planned" in df.columns:
+        out["vaccines_planned"] = pl.col("_vaccines_planned").list.eval(pl.element().str.to_lowercase())
+    return out
+
+
+def _cockcroft_gault(has_crcl: bool) -> Any:
+    """CrCl by Cockcroft & Gault (as safety/patient.py's cockcroft_gault) when creatinine is given and CrCl is not."""
+    import polars as pl
+
+    age, wt, sex, scr = pl.col("age"), pl.col("weight_kg"), pl.col("sex"), pl.col("labs.creatinine")
+    value = ((140 - age) * wt / (72 * scr) * pl.when(sex == "female").then(0.85).otherwise(1.0)).clip(lower_bound=0.0)
+    derived = pl.when(sex.is_not_null() & (scr > 0)).then(value)
+    return (pl.col("labs.crcl").fill_null(derived) if has_crcl else derived).alias("labs.crcl")
+
+
+class _Rows:
+    """Row-level validation: each check marks bad rows; the first stops the run (or all are skipped)."""
+
+    def __init__(self, df: Any, where: Any, problems: Problems) -> None:
+        self.df, self.where, self.problems = df, where, problems
+        self.bad: set[int] = set()
+        self.found: list[tuple[int, str]] = []
+
+    def require(self, bad: Any, message: str) -> None:
+        rows = self.df.select("_row", bad.alias("_bad")).filter("_bad")["_row"].to_list()
+        self._mark(rows, message)
+
+    def _mark(self, rows: list[int], message: str) -> None:
+        for r in rows:
+            if r not in self.bad:
+                self.bad.add(r)
+                self.found.append((r, message))
+
+    def finish(self) -> None:
+        """Report the bad rows in line order: the first stops the run, or all are counted (skip)."""
+        for r, message in sorted(self.found):
+            self.problems.add(self.where(r), message)
+
+    def bad_value(self, list_column: str, value: str, message: str) -> None:
+        import polars as pl
+
+        rows = self.df.filter(pl.col(list_column).list.contains(value))["_row"].to_list()
+        self._mark(rows, message)
+
+    def bad_rows(self) -> list[int]:
+        return sorted(self.bad)
+
+    def number(self, name: str, text: Any) -> Any:
+        import polars as pl
+
+        raw = _blank_null(text)
+        value = raw.cast(pl.Float64, strict=False)
+        self.require(raw.is_not_null() & value.is_null(), f"{name}: expected a number")
+        return value
+
+    def lab(self, name: str, text: Any, lab: str, unit: str | None, kb: KnowledgeBase) -> Any:
+        canonical = f.LAB_UNITS[lab]
+        value = self.number(name, text)
+        if unit:
+            try:
+                factor = units.convert(1.0, unit, canonical, f.MOLAR_MASS_G_MOL.get(lab))
+            except JakinibError as exc:
+                raise InputError(f"column {name!r}: {exc}") from None
+            value = value * factor
+        lab_def = kb.labs.get(lab)
+        if lab_def is not None:
+            lo, hi = lab_def.plausible
+            self.require(value.is_not_null() & ~value.is_between(lo, hi),
+                         f"{name}: implausible (plausible {lo:g}-{hi:g} {canonical}); give the unit in the column name, "
+                         f"e.g. 'labs.{lab} [{canonical}]'")
+        return value
+
+    def term(self, name: str, text: Any, kb: KnowledgeBase) -> Any:
+        import polars as pl
+
+        lookup = {"indication": lambda v: kb.indication(v).id, "regulator": kb.regulator, "jak": lambda v: kb.drug(v).name}[name]
+        ids: dict[str, str] = {}
+        for value in self.df.select(text.alias("v"))["v"].drop_nulls().unique().to_list():
+            try:
+                ids[value] = lookup(value)
+            except JakinibError as exc:
+                self.require(text == value, f"{name}: {exc}")
+        return text.replace_strict(ids, default=None, return_dtype=pl.String)

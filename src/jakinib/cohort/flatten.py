@@ -1,0 +1,111 @@
+"""The cohort table: one row per patient, one column per fact a rule or a care gap reads.
+
+The columns are derived from ``knowledge/fields.py`` (the fields predicates may use), so a new field there is a new
+column here. A :class:`~jakinib.safety.patient.Patient` (from a FHIR Bundle, a Bulk export or the simple JSON) becomes
+a row through :meth:`Patient.facts` — the very map ``safety/predicates.py`` evaluates — plus what the checker does not
+read but care gaps need: the current JAK inhibitor, its start date and dose, and dated monitoring records.
+
+Column kinds: ``float``, ``str``, ``bool``, ``date``, ``list`` (list of strings; absent = empty, as in predicates).
+Both engines get the same table: Polars directly, Spark from its Arrow form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from jakinib.knowledge import fields as f
+
+# Extra columns (beyond the predicate fields): identity, per-row regulator, medicines, therapy, records.
+THERAPY = {"jak": "str", "jak_start": "date", "jak_dose_mg": "float", "jak_every_h": "float"}
+RECORD_KINDS = ("first", "last")  # earliest and latest dated record of a lab or screening test
+
+
+def record_column(test: str, which: str) -> str:
+    """Column of the earliest/latest dated record of a lab (``anc``) or a screening test (``tuberculosis``)."""
+    return f"records.{test}.{which}"
+
+
+def columns() -> dict[str, str]:
+    """Every column of the cohort table and its kind, in order."""
+    out: dict[str, str] = {"id": "str", "regulator": "str"}
+    for name in f.known_fields():
+        kind = f.kind_of(name)
+        out[name] = {"number": "float", "bool": "bool", "choice": "str", "list": "list", "screening": "str"}[kind or "choice"]
+    for test in f.SCREENING_TESTS:
+        out[f"screening.{test}.date"] = "date"
+    out["medications"] = "list"
+    out["unmapped_medications"] = "list"
+    out.update(THERAPY)
+    for lab in f.LAB_UNITS:
+        for which in RECORD_KINDS:
+            out[record_column(lab, which)] = "date"
+    return out
+
+
+def list_columns() -> list[str]:
+    return [c for c, k in columns().items() if k == "list"]
+
+
+@dataclass
+class Therapy:
+    """What the checker does not read: the JAK inhibitor a patient is on, since when and at what dose, and the dates
+    of the lab records care gaps count."""
+
+    jak: str | None = None
+    start: dt.date | None = None
+    dose_mg: float | None = None
+    every_h: float | None = None
+    records: dict[str, list[dt.date]] = field(default_factory=dict)
+
+
+def patient_row(pid: str, patient: Any, therapy: Therapy | None = None, regulator: str | None = None) -> dict[str, Any]:
+    """The cohort row of one patient: its predicate facts plus therapy and record dates."""
+    row: dict[str, Any] = dict(patient.facts())
+    row["id"] = pid
+    row["regulator"] = regulator
+    for name in f.LISTS:
+        row[name] = list(row.get(name, ()))
+    row["medications"] = list(patient.medications)
+    row["unmapped_medications"] = list(patient.unmapped_medications)
+    for test, scr in patient.screening.items():
+        if scr.date is not None:
+            row[f"screening.{test}.date"] = scr.date
+    t = therapy or Therapy()
+    row.update(jak=t.jak, jak_start=t.start, jak_dose_mg=t.dose_mg, jak_every_h=t.every_h)
+    for test, dates in t.records.items():
+        if dates and test in f.LAB_UNITS:
+            row[record_column(test, "first")] = min(dates)
+            row[record_column(test, "last")] = max(dates)
+    return row
+
+
+def polars_schema() -> dict[str, Any]:
+    import polars as pl
+
+    kinds = {"float": pl.Float64, "str": pl.String, "bool": pl.Boolean, "date": pl.Date, "list": pl.List(pl.String)}
+    return {c: kinds[k] for c, k in columns().items()}
+
+
+def frame(rows: list[dict[str, Any]]) -> Any:
+    """A Polars DataFrame of cohort rows with the full schema (absent keys are nulls, absent lists empty)."""
+    import polars as pl
+
+    schema = polars_schema()
+    df = pl.DataFrame(rows, schema=schema, strict=False) if rows else pl.DataFrame(schema=schema)
+    return complete(df)
+
+
+def complete(df: Any) -> Any:
+    """Add every missing column as nulls, fill lists with [], and order/cast columns to the schema."""
+    import polars as pl
+
+    schema = polars_schema()
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in df.columns]
+    if missing:
+        df = df.with_columns(missing)
+    return df.select([
+        (pl.col(c).cast(t).fill_null(pl.lit([], dtype=t)) if isinstance(t, pl.List) else pl.col(c).cast(t)).alias(c)
+        for c, t in schema.items()
+    ])

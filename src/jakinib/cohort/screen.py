@@ -1,0 +1,112 @@
+"""``jakinib screen``: read a cohort, assess every drug for every patient with the checker's compiled rules, add care
+gaps for the JAK inhibitor each patient is on, and summarise."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jakinib.cohort import gaps as g
+from jakinib.cohort.read import Problems, Progress
+from jakinib.errors import InputError
+from jakinib.knowledge.base import KnowledgeBase
+
+MOST_AT_RISK = 20
+
+
+@dataclass
+class Screen:
+    """The result of a screen: one row per patient x regulator x drug, the summary and the skipped input."""
+
+    rows: Any  # polars.DataFrame
+    summary: dict[str, Any]
+    problems: Problems
+
+    def write(self, out: Path) -> None:
+        """Write the rows as Parquet (lists kept) or CSV (lists joined with ';')."""
+        import polars as pl
+
+        name = out.name.lower()
+        rows = self.rows.with_columns(pl.col("findings").cast(pl.List(pl.String)))
+        if name.endswith(".parquet"):
+            rows.write_parquet(out)
+        elif name.endswith(".csv"):
+            rows = rows.with_columns(pl.col("gap_details").list.eval(pl.element().struct.json_encode()))
+            lists = [c for c, t in rows.schema.items() if isinstance(t, pl.List)]
+            rows.with_columns([pl.col(c).list.join(";") for c in lists]).write_csv(out)
+        else:
+            raise InputError(f"--out {out}: use a .parquet or .csv file name")
+
+
+def screen(source: Path | str, kb: KnowledgeBase, drugs: Sequence[str] | None = None, regulators: Sequence[str] = ("FDA",),
+           today: dt.date | None = None, on_error: str = "stop", engine: str = "polars", master: str | None = None,
+           progress: Progress | None = None) -> Screen:
+    """Screen a cohort file or Bulk export folder (see :mod:`jakinib.cohort.read`)."""
+    from jakinib.cohort import read
+
+    if on_error not in ("stop", "skip"):
+        raise InputError(f"--on-error {on_error!r}: use stop or skip")
+    day = today or dt.date.today()
+    names = [kb.drug(d).name for d in drugs] if drugs else list(kb.drugs)
+    names = list(dict.fromkeys(names))
+    regs = list(dict.fromkeys(kb.regulator(r) for r in regulators)) or ["FDA"]
+    problems = Problems(skip=on_error == "skip")
+    table = read.read(Path(source), kb, day, problems, progress)
+    rows = run(kb, table, names, regs, day, engine, master)
+    return Screen(rows=rows, summary=summarise(rows, table.height, regs, names, day, problems), problems=problems)
+
+
+def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,
+        engine: str = "polars", master: str | None = None) -> Any:
+    """Assessment and gaps for a cohort table, on Polars or Spark (the same compiled expressions)."""
+    if engine == "polars":
+        from jakinib.cohort import assess
+
+        rows = assess.assess(kb, table, drugs, regulators, keep=g.INPUTS)
+        return g.add_gaps(kb, rows, today)
+    if engine == "spark":
+        from jakinib.cohort import spark
+
+        return spark.run(kb, table, drugs, regulators, today, master)
+    raise InputError(f"--engine {engine!r}: use polars or spark")
+
+
+def summarise(rows: Any, patients: int, regulators: Sequence[str], drugs: Sequence[str], today: dt.date,
+              problems: Problems) -> dict[str, Any]:
+    """Counts per status, per gap, per drug and per regulator, and the patients most at risk first."""
+    import polars as pl
+
+    from jakinib.knowledge.schema import STATUS_ORDER
+
+    def counts(df: Any, by: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in df.group_by(by).len().sort(["len", by], descending=[True, False]).iter_rows()}
+
+    current = rows.filter(pl.col("current"))
+    gap_rows = current.select("id", "drug", "regulator", pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap")
+    per_drug = {}
+    for (drug,), part in rows.group_by(["drug"], maintain_order=True):
+        per_drug[drug] = {"statuses": counts(part, "status"), "on_it": int(part["current"].sum()),
+                          "with_gaps": int(part.filter(pl.col("current") & (pl.col("gaps").list.len() > 0)).height)}
+    per_reg = {}
+    for (reg,), part in rows.group_by(["regulator"], maintain_order=True):
+        per_reg[reg] = {"statuses": counts(part, "status"), "current_with_gaps":
+                        int(part.filter(pl.col("current") & (pl.col("gaps").list.len() > 0)).height)}
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    risk = (current.with_columns(pl.col("status").replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
+                                 pl.col("gaps").list.len().alias("_gaps"))
+            .sort(["_rank", "_gaps", "max_overdue_days", "id"], descending=[False, True, True, False], nulls_last=True)
+            .head(MOST_AT_RISK))
+    return {
+        "today": today.isoformat(), "patients": patients, "rows": rows.height, "drugs": list(drugs),
+        "regulators": list(regulators), "on_a_jak_inhibitor": int(current["id"].n_unique()) if current.height else 0,
+        "statuses": counts(rows, "status") if rows.height else {},
+        "gaps": counts(gap_rows.with_columns(pl.col("gap").str.split(":").list.first()), "gap") if gap_rows.height else {},
+        "per_drug": {k: per_drug[k] for k in sorted(per_drug)},
+        "per_regulator": {k: per_reg[k] for k in sorted(per_reg)},
+        "most_at_risk": [{"id": r["id"], "drug": r["drug"], "regulator": r["regulator"], "status": r["status"],
+                          "gaps": r["gaps"], "max_overdue_days": r["max_overdue_days"]} for r in risk.iter_rows(named=True)],
+        "input_problems": problems.to_json(),
+    }
