@@ -33,8 +33,9 @@ def assess(kb: KnowledgeBase, df: Any, drugs: Sequence[str], regulators: Sequenc
     for (reg, ind), part in df.group_by(["regulator", "indication"]):
         lazy = part.lazy()
         for name in drugs:
-            exprs = c.assessment(kb, kb.drugs[name], reg, ind, be)
-            frames.append(lazy.select(pl.col("id"), pl.col("regulator"), pl.lit(name).alias("drug"),
+            stage: dict[str, Any] = {}
+            exprs = c.assessment(kb, kb.drugs[name], reg, ind, be, stage)
+            frames.append(lazy.with_columns(**stage).select(pl.col("id"), pl.col("regulator"), pl.lit(name).alias("drug"),
                                       *[e.alias(k) for k, e in exprs.items()], *[pl.col(k) for k in keep]))
     if not frames:
         return empty(be, keep, df)

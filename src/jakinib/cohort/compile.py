@@ -137,16 +137,21 @@ class SparkBackend:
         F = self.F
         if not items:
             return F.array().cast("array<string>")
-        arrays = [x if getattr(x, "_jakinib_list", False) else F.array(x.cast("string")) for x in items]
+        arrays = [x.column if isinstance(x, _Repeated) else F.array(x.cast("string")) for x in items]
         return F.array_compact(F.concat(*arrays))
 
     def repeat(self, value: Any, times: Any) -> Any:
-        out = self.F.array_repeat(value.cast("string"), times)
-        out._jakinib_list = True
-        return out
+        return _Repeated(self.F.array_repeat(value.cast("string"), times))
 
     def size(self, column: Any) -> Any:
         return self.F.size(column)
+
+
+@dataclass(frozen=True)
+class _Repeated:
+    """A Spark array column standing for several items of a collected list."""
+
+    column: Any
 
 
 def backend(name: str, finding_ids: Sequence[str] = ()) -> PolarsBackend | SparkBackend:
@@ -227,8 +232,13 @@ def finding_ids(kb: KnowledgeBase) -> list[str]:
     return sorted(ids)
 
 
-def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any) -> dict[str, Any]:
-    """Column expressions of ``engine.assess`` for one drug under one regulator, for rows with this indication."""
+def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
+               stage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Column expressions of ``engine.assess`` for one drug under one regulator, for rows with this indication.
+
+    With ``stage``, each rule's truth value is put there as a column of its own (``_r<i>``) and referenced, so a
+    caller computes ``stage`` first and the assessment over it (each predicate is then evaluated once per row).
+    """
     product = engine.choose_product(kb, drug, regulator, indication)
     label = kb.label(product.id, regulator)
     cands: list[Candidate] = []
@@ -265,6 +275,9 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
         if rule.indications and indication not in rule.indications:
             continue
         value = predicate(rule.when, be)
+        if stage is not None:
+            stage[f"_r{i}"] = value
+            value = be.col(f"_r{i}")
         cands.append(Candidate(rule.id, rule.status, value))
         cands.append(Candidate(rule.id, "caution", be.is_null(value)))
         if rule.dose is not None:
