@@ -70,9 +70,11 @@ def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequ
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
+    from jakinib.cohort.assess import empty
+
+    schema = empty(c.PolarsBackend(c.finding_ids(kb)), keep, df).schema  # the Polars engine's types (an all-null column too)
     result = pl.from_arrow(out.toArrow())
-    ids = c.PolarsBackend(c.finding_ids(kb)).ids
-    return result.with_columns(pl.col("findings").cast(pl.List(ids))).sort(["id", "regulator", "drug"])
+    return result.cast(dict(schema)).select(list(schema)).sort(["id", "regulator", "drug"])
 
 
 def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,
