@@ -223,12 +223,15 @@ def _representative(lo: float, hi: float) -> float:
 def finding_ids(kb: KnowledgeBase) -> list[str]:
     """Every finding id the compiler can emit (for the Polars Enum of finding ids)."""
     ids = {"approval.none", "approval.indication-unknown", "approval.off-label", "approval.age-unknown",
-           "approval.below-min-age", "label.none", "label.partial", "medication.unmapped"}
+           "approval.below-min-age", "label.none", "label.partial", "medication.unmapped", "dose.not-recorded"}
+    from jakinib.safety import renal
+
+    ids |= {f"renal.surrogate.{m}" for m in renal.NAMES}
     ids |= {r.id for r in kb.rules}
     for d in kb.drugs.values():
         for label in d.labels:
             for item in label.screening:
-                ids |= {f"screening.{item.test}", f"screening.{item.test}.positive"}
+                ids |= {f"screening.{item.test}", f"screening.{item.test}.positive", f"screening.{item.test}.contradiction"}
     return sorted(ids)
 
 
@@ -292,8 +295,14 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
             missing = be.is_null(result) | (result == be.lit("indeterminate"))
             missing_items.append((item.test, missing))
             cands.append(Candidate(f"screening.{item.test}", "do-not-start" if item.blocking else "caution", missing))
+            implying = sorted(cid for cid, term in kb.conditions.items() if term.implies_screening.get(item.test) == "positive")
+            if implying:  # a negative screen contradicted by a recorded condition: the engine keeps the condition
+                contradicted = reduce(operator.or_, [be.has(be.col("conditions"), cid) for cid in implying])
+                cands.append(Candidate(f"screening.{item.test}.contradiction", "caution", (result == be.lit("negative")) & contradicted))
             cands.append(Candidate(f"screening.{item.test}.positive", "caution", result == be.lit("positive")))
     cands.append(Candidate("medication.unmapped", "caution", None, repeat=be.size(be.col("unmapped_medications"))))
+    if indication is not None and _base(label, indication) is None:
+        cands.append(Candidate("dose.not-recorded", "caution", approved_expr == be.lit(True)))
 
     order = s.STATUS_ORDER
     cands.sort(key=lambda c: (order.index(c.severity), c.rule))
@@ -311,11 +320,32 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
     return out
 
 
+def covers(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> bool:
+    """Whether :func:`assessment` reproduces ``engine.assess`` for this plan: no renal rules (read through
+    ``safety/renal.py``'s surrogate logic) and no age/weight-banded doses. Other plans are assessed by the engine
+    itself, row by row (``assess.engine_rows``)."""
+    product = engine.choose_product(kb, drug, regulator, indication)
+    label = kb.label(product.id, regulator)
+    if any(getattr(r, "renal", None) is not None for r in kb.rules_for(product.id, regulator)):
+        return False
+    return label is None or not any(_banded(d) for d in label.doses)
+
+
+def _banded(d: s.Dose) -> bool:
+    return any(getattr(d, k, None) is not None for k in ("min_age_years", "max_age_years", "min_weight_kg", "max_weight_kg"))
+
+
+def _base(label: s.Label | None, indication: str | None) -> s.Dose | None:
+    if label is None or indication is None:
+        return None
+    return next((d for d in label.doses if d.indication == indication), None)
+
+
 def _dose(label: s.Label | None, indication: str | None, dose_rules: list[tuple[float, int, s.Rule, Any]],
           be: Any) -> dict[str, Any]:
     """The engine's dose choice: the lowest daily dose among fired dose rules (first in rule order on a tie) when it is
     below the standard dose (or there is none); else the standard dose for the indication."""
-    base = next((d for d in label.doses if d.indication == indication), None) if label is not None and indication else None
+    base = _base(label, indication)
     base_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
     lower = sorted((r for r in dose_rules if base_day is None or r[0] < base_day), key=lambda r: (r[0], r[1]))
     cases = [(value == be.lit(True), rule) for _, _, rule, value in lower]

@@ -66,13 +66,15 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems) -> Any:
     out: dict[str, Any] = {"id": pl.col("id").cast(pl.String)}
     checker.require(pl.col("id").is_null() | (pl.col("id").cast(pl.String) == ""), "id is empty")
 
-    for name in ("age", "weight_kg", "jak_dose_mg", "jak_every_h"):
+    for name in ("age", "weight_kg", "height_cm", "jak_dose_mg", "jak_every_h"):
         if name in df.columns:
             out[name] = checker.number(name, text[name])
     if "age" in out:
         checker.require(~out["age"].is_between(0, 130), "age is implausible (0-130 years)")
     if "weight_kg" in out:
         checker.require(~out["weight_kg"].is_between(0.3, 500), "weight_kg is implausible (0.3-500 kg)")
+    if "height_cm" in out:
+        checker.require(~out["height_cm"].is_between(20, 280), "height_cm is implausible (20-280 cm)")
     for name in f.BOOLEAN:
         if name in df.columns:
             low = text[name].str.to_lowercase()
@@ -106,8 +108,7 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems) -> Any:
         if name in df.columns:
             resolved[name] = checker.term(name, _blank_null(text[name]), kb)
     table = df2.with_columns(**{k: v for k, v in out.items()}, **{k: v for k, v in resolved.items() if not isinstance(v, str)})
-    if {"age", "weight_kg", "sex", "labs.creatinine"} <= set(table.columns):
-        table = table.with_columns(_cockcroft_gault("labs.crcl" in table.columns))
+    table = _derive_renal(table)
     checker.finish()
     table = table.filter(~pl.col("_row").is_in(checker.bad_rows()))
     keep = [c for c in flatten.columns() if c in table.columns]
@@ -163,14 +164,30 @@ def _resolve(df: Any, kb: KnowledgeBase, checker: _Rows, where: Any) -> dict[str
     return out
 
 
-def _cockcroft_gault(has_crcl: bool) -> Any:
-    """CrCl by Cockcroft & Gault (as safety/patient.py's cockcroft_gault) when creatinine is given and CrCl is not."""
+def _derive_renal(table: Any) -> Any:
+    """CrCl and eGFR derived from creatinine where missing, by ``safety/renal.py`` itself (rows with creatinine only)."""
     import polars as pl
 
-    age, wt, sex, scr = pl.col("age"), pl.col("weight_kg"), pl.col("sex"), pl.col("labs.creatinine")
-    value = ((140 - age) * wt / (72 * scr) * pl.when(sex == "female").then(0.85).otherwise(1.0)).clip(lower_bound=0.0)
-    derived = pl.when(sex.is_not_null() & (scr > 0)).then(value)
-    return (pl.col("labs.crcl").fill_null(derived) if has_crcl else derived).alias("labs.crcl")
+    from jakinib.safety import renal
+
+    if "labs.creatinine" not in table.columns:
+        return table
+    labs = [c for c in table.columns if c.startswith("labs.") and c[5:] in f.LAB_UNITS]
+    cols = [c for c in ("age", "sex", "weight_kg", "height_cm") if c in table.columns]
+    rows = table.filter(pl.col("labs.creatinine").is_not_null()).select("_row", *cols, *labs).to_dicts()
+    if not rows:
+        return table
+    derived = []
+    for r in rows:
+        have = {c[5:]: r[c] for c in labs if r[c] is not None}
+        out, _ = renal.derive_labs(r.get("age"), r.get("sex"), r.get("weight_kg"), r.get("height_cm"), have)
+        derived.append({"_row": r["_row"], "_crcl": out.get("crcl"), "_egfr": out.get("egfr")})
+    extra = pl.DataFrame(derived, schema={"_row": table.schema["_row"], "_crcl": pl.Float64, "_egfr": pl.Float64})
+    table = table.join(extra, on="_row", how="left")
+    return table.with_columns(
+        (pl.col("labs.crcl").fill_null(pl.col("_crcl")) if "labs.crcl" in table.columns else pl.col("_crcl")).alias("labs.crcl"),
+        (pl.col("labs.egfr").fill_null(pl.col("_egfr")) if "labs.egfr" in table.columns else pl.col("_egfr")).alias("labs.egfr"),
+    ).drop("_crcl", "_egfr").sort("_row")
 
 
 class _Rows:

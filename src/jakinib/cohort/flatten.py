@@ -29,7 +29,7 @@ def record_column(test: str, which: str) -> str:
 
 def columns() -> dict[str, str]:
     """Every column of the cohort table and its kind, in order."""
-    out: dict[str, str] = {"id": "str", "regulator": "str"}
+    out: dict[str, str] = {"id": "str", "regulator": "str", "height_cm": "float"}
     for name in f.known_fields():
         kind = f.kind_of(name)
         out[name] = {"number": "float", "bool": "bool", "choice": "str", "list": "list", "screening": "str"}[kind or "choice"]
@@ -65,6 +65,7 @@ def patient_row(pid: str, patient: Any, therapy: Therapy | None = None, regulato
     row: dict[str, Any] = dict(patient.facts())
     row["id"] = pid
     row["regulator"] = regulator
+    row["height_cm"] = patient.height_cm
     for name in f.LISTS:
         row[name] = list(row.get(name, ()))
     row["medications"] = list(patient.medications)
@@ -79,6 +80,23 @@ def patient_row(pid: str, patient: Any, therapy: Therapy | None = None, regulato
             row[record_column(test, "first")] = min(dates)
             row[record_column(test, "last")] = max(dates)
     return row
+
+
+def patient_from_row(row: dict[str, Any]) -> Any:
+    """The :class:`Patient` a cohort row stands for (the inverse of :func:`patient_row`), for the checker itself."""
+    from jakinib.safety.patient import Patient, Screening
+
+    scalars = {k: row.get(k) for k in ("age", "sex", "weight_kg", "height_cm", "pregnant", "breastfeeding", "smoking", "indication")}
+    return Patient(
+        **{k: v for k, v in scalars.items() if v is not None},
+        conditions=tuple(row.get("conditions") or ()), medication_classes=tuple(row.get("medication_classes") or ()),
+        vaccines_planned=tuple(row.get("vaccines_planned") or ()), medications=tuple(row.get("medications") or ()),
+        unmapped_medications=tuple(row.get("unmapped_medications") or ()),
+        labs={lab: row[f"labs.{lab}"] for lab in f.LAB_UNITS if row.get(f"labs.{lab}") is not None},
+        metabolizer={e: row[f"metabolizer.{e}"] for e in f.ENZYMES if row.get(f"metabolizer.{e}") is not None},
+        screening={t: Screening(result=row[f"screening.{t}"], date=row.get(f"screening.{t}.date"))
+                   for t in f.SCREENING_TESTS if row.get(f"screening.{t}") is not None},
+    )
 
 
 def polars_schema() -> dict[str, Any]:

@@ -65,7 +65,7 @@ def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequenc
     if engine == "polars":
         from jakinib.cohort import assess
 
-        rows = assess.assess(kb, table, drugs, regulators, keep=g.INPUTS)
+        rows = assess.assess(kb, table, drugs, regulators, keep=g.INPUTS, today=today)
         return g.add_gaps(kb, rows, today)
     if engine == "spark":
         from jakinib.cohort import spark

@@ -42,7 +42,7 @@ def session(master: str | None = None) -> Any:
 
 
 def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], master: str | None = None,
-           keep: Sequence[str] = ()) -> Any:
+           keep: Sequence[str] = (), today: dt.date | None = None) -> Any:
     """The compiled assessment on Spark; returns a Polars DataFrame shaped as ``assess.assess``'s."""
     import polars as pl
     from pyspark.sql import functions as F
@@ -54,30 +54,37 @@ def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequ
     sdf = spark.createDataFrame(df.to_arrow())
     be = c.SparkBackend()
     combos = df.select("regulator", "indication").unique().sort(["regulator", "indication"], nulls_last=True).rows()
-    parts = []
+    parts, local = [], []
+    polars_be = c.PolarsBackend(c.finding_ids(kb))
     for reg, ind in combos:
+        uncovered = [n for n in drugs if not c.covers(kb, kb.drugs[n], reg, ind)]
+        if uncovered:  # the engine itself, row by row, as on the Polars engine
+            from jakinib.cohort.assess import engine_rows
+
+            rows = df.filter((pl.col("regulator") == reg) & (pl.col("indication").is_null() if ind is None else pl.col("indication") == ind))
+            local += [engine_rows(kb, rows, n, reg, ind, keep, today or dt.date.today(), polars_be) for n in uncovered]
         part = sdf.filter((be.col("regulator") == reg) & (be.col("indication").isNull() if ind is None else be.col("indication") == ind))
-        for name in drugs:
+        for name in [n for n in drugs if n not in uncovered]:
             stage: dict[str, Any] = {}
             exprs = c.assessment(kb, kb.drugs[name], reg, ind, be, stage)
             staged = part.select("*", *[e.alias(k) for k, e in stage.items()])
             parts.append(staged.select(be.col("id").alias("id"), be.col("regulator").alias("regulator"), F.lit(name).alias("drug"),
                                        *[e.alias(k) for k, e in exprs.items()], *[be.col(k).alias(k) for k in keep]))
-    if not parts:
-        from jakinib.cohort.assess import empty
-
-        return empty(c.PolarsBackend(c.finding_ids(kb)), keep, df)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
     from jakinib.cohort.assess import empty
 
-    schema = empty(c.PolarsBackend(c.finding_ids(kb)), keep, df).schema  # the Polars engine's types (an all-null column too)
-    result = pl.from_arrow(out.toArrow())
-    return result.cast(dict(schema)).select(list(schema)).sort(["id", "regulator", "drug"])
+    schema = empty(polars_be, keep, df).schema  # the Polars engine's types (an all-null column too)
+    frames = [f.select(list(schema)).cast(dict(schema)) for f in local]
+    if parts:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.unionByName(p)
+        frames.append(pl.from_arrow(out.toArrow()).cast(dict(schema)).select(list(schema)))
+    if not frames:
+        return empty(polars_be, keep, df)
+    return pl.concat(frames).sort(["id", "regulator", "drug"])
 
 
 def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,
         master: str | None = None) -> Any:
-    rows = assess(kb, table, drugs, regulators, master, keep=g.INPUTS)
+    rows = assess(kb, table, drugs, regulators, master, keep=g.INPUTS, today=today)
     return g.add_gaps(kb, rows, today)
