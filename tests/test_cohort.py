@@ -97,7 +97,7 @@ def simple_patients(draw, kb):
         p["indication"] = draw(st.sampled_from(sorted(kb.indications)))
     p["conditions"] = draw(st.lists(st.sampled_from(sorted(kb.conditions)), max_size=4, unique=True))
     meds = sorted(kb.medications)
-    p["medications"] = draw(st.lists(st.sampled_from([*meds, "herbal tea blend"]), max_size=4, unique=True))
+    p["medications"] = draw(st.lists(st.sampled_from([*meds, "herbal tea blend", "moon dust"]), max_size=4, unique=True))
     labs = draw(st.lists(st.sampled_from(sorted(LAB_VALUES)), max_size=6, unique=True))
     p["labs"] = {lab: draw(st.sampled_from(LAB_VALUES[lab])) for lab in labs}
     p["metabolizer"] = {e: draw(st.sampled_from(f.METABOLIZER)) for e in f.ENZYMES if draw(st.booleans())}

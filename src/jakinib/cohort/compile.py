@@ -300,7 +300,7 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
                 contradicted = reduce(operator.or_, [be.has(be.col("conditions"), cid) for cid in implying])
                 cands.append(Candidate(f"screening.{item.test}.contradiction", "caution", (result == be.lit("negative")) & contradicted))
             cands.append(Candidate(f"screening.{item.test}.positive", "caution", result == be.lit("positive")))
-    cands.append(Candidate("medication.unmapped", "caution", None, repeat=be.size(be.col("unmapped_medications"))))
+    cands.append(Candidate("medication.unmapped", "caution", be.size(be.col("unmapped_medications")) > be.lit(0)))  # one finding
     if indication is not None and _base(label, indication) is None:
         cands.append(Candidate("dose.not-recorded", "caution", approved_expr == be.lit(True)))
 
