@@ -283,3 +283,37 @@ def test_paediatric_weight_band_dose_for_tofacitinib_oral_solution(weight, mg):
 def test_a_banded_dose_needs_the_banded_value():
     lab = KB.label("tofacitinib-oral-solution", "FDA")
     assert all(d.fits(9, None) is None for d in lab.doses if d.min_weight_kg is not None)
+
+
+# ---- EU package-leaflet clauses (second copy of the post-referral texts) ---------------------------
+
+
+def test_upadacitinib_ema_names_ketoconazole():
+    a = assess("upadacitinib", "EMA", "atopic-dermatitis", medications=["ketoconazole"])
+    assert "upadacitinib.ema.strong-cyp3a4-inhibitor" in {f.rule for f in a.findings}
+
+
+def test_upadacitinib_ema_adolescent_under_30_kg_with_ad_is_not_recommended():
+    a = assess("upadacitinib", "EMA", "atopic-dermatitis", age=13, weight_kg=28)
+    assert a.status in ("avoid", "do-not-start", "contraindicated")
+
+
+@pytest.mark.parametrize(("weight", "mg"), [(25, 2), (35, 4)])
+def test_baricitinib_ema_paediatric_ad_weight_bands(weight, mg):
+    a = assess("baricitinib", "EMA", "atopic-dermatitis", age=9, weight_kg=weight)
+    assert a.dose is not None and a.dose.mg == mg
+
+
+def test_baricitinib_ema_child_on_probenecid_gets_half_the_dose():
+    a = assess("baricitinib", "EMA", "juvenile-idiopathic-arthritis", age=10, weight_kg=35, medications=["probenecid"])
+    assert a.dose is not None and a.dose.mg == 2
+
+
+def test_baricitinib_ema_alopecia_areata_70_year_old_gets_2_mg():
+    a = assess("baricitinib", "EMA", "alopecia-areata", age=70)
+    assert a.dose is not None and a.dose.mg == 2
+
+
+def test_tofacitinib_ema_names_the_cyp_interactions():
+    a = assess("tofacitinib", "EMA", "rheumatoid-arthritis", medications=["rifampicin"])
+    assert "tofacitinib.ema.cyp-inhibitors-inducers" in {f.rule for f in a.findings}
