@@ -317,3 +317,10 @@ def test_baricitinib_ema_alopecia_areata_70_year_old_gets_2_mg():
 def test_tofacitinib_ema_names_the_cyp_interactions():
     a = assess("tofacitinib", "EMA", "rheumatoid-arthritis", medications=["rifampicin"])
     assert "tofacitinib.ema.cyp-inhibitors-inducers" in {f.rule for f in a.findings}
+
+
+@pytest.mark.parametrize("med", ["rifampicin", "phenytoin", "enzalutamide"])
+def test_eu_abrocitinib_avoids_moderate_or_strong_cyp2c19_cyp2c9_inducers(med):
+    a = assess("abrocitinib", "EMA", "atopic-dermatitis", medications=[med])
+    assert "abrocitinib.ema.cyp2c19-cyp2c9-inducer" in {f.rule for f in a.findings}
+    assert a.status in ("avoid", "do-not-start", "contraindicated")

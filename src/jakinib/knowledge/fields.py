@@ -40,6 +40,7 @@ INTERACTION_CLASSES = (
     "moderate-cyp2c9-inhibitor",
     "strong-cyp2c19-inducer",
     "strong-cyp2c9-inducer",
+    "cyp2c19-cyp2c9-inducer",  # moderate or strong inducer of CYP2C19 and/or CYP2C9 (abrocitinib EU wording)
     "dual-cyp3a4-cyp2c19-inhibitor",
     "strong-cyp1a2-inhibitor",
     "p-gp-inhibitor",
