@@ -210,7 +210,7 @@ BAD_INPUT = {
 def test_every_bad_input_is_one_line_and_exit_2(cli, tmp_path, case):
     make_args, env, fragment = BAD_INPUT[case]
     try:
-        r = cli(*make_args(tmp_path), env=env)
+        r = cli(*make_args(tmp_path), env=env, cwd=tmp_path)  # a server's default files land in tmp_path
     finally:
         while BUSY:
             BUSY.pop().close()
