@@ -39,9 +39,17 @@ _ALL_PUNCT = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 _ACTIVE = re.compile(r"([\[\]`\\]|<(?=[A-Za-z/!?])|&(?=[#A-Za-z]))")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def one_line(text: str) -> str:
     """Whitespace (newlines included) collapsed, control characters dropped."""
-    return " ".join("".join(ch for ch in str(text) if ch >= " " or ch in "\t\n\r").split())
+    return " ".join(_CONTROL.sub("", str(text)).split())
+
+
+def prepare_untrusted(strings: Iterable[str]) -> tuple[str, ...]:
+    """EHR strings for :func:`markdown`: on one line, distinct, longest first (so the longest match wins)."""
+    return tuple(sorted({w for w in map(one_line, strings) if w}, key=len, reverse=True))
 
 
 def escape_markdown(text: str) -> str:
@@ -54,9 +62,12 @@ def escape_markdown(text: str) -> str:
 
 
 def markdown(text: str, untrusted: Iterable[str] = ()) -> str:
-    """jakinib's own text with links, images, code and HTML neutralised; substrings in ``untrusted`` fully escaped."""
+    """jakinib's own text with links, images, code and HTML neutralised; substrings in ``untrusted`` fully escaped.
+
+    ``untrusted``: EHR strings, best given once through :func:`prepare_untrusted` for many calls."""
     text = one_line(text)
-    words = sorted({w for w in (one_line(u) for u in untrusted if u) if w and w in text}, key=len, reverse=True)
+    prepared = untrusted if isinstance(untrusted, tuple) else prepare_untrusted(untrusted)
+    words = [w for w in prepared if w in text]
     if not words:
         return _ACTIVE.sub(r"\\\1", text)
     parts = re.split("(" + "|".join(re.escape(w) for w in words) + ")", text)
@@ -100,7 +111,7 @@ def summary(a: Assessment) -> str:
 
 def detail(a: Assessment, regulator: str, untrusted: Iterable[str] = (), notes: Iterable[str] = ()) -> str:
     """The card's Markdown detail: status, every finding with its sources, dose, screening, notes."""
-    untrusted = list(untrusted)
+    untrusted = prepare_untrusted(untrusted) if not isinstance(untrusted, tuple) else untrusted
 
     def md(text: str) -> str:
         return markdown(text, untrusted)
@@ -149,7 +160,7 @@ def cards_for(a: Assessment, regulator: str, order: dict[str, Any], untrusted: I
     ``untrusted``: EHR-originated strings to escape wherever they appear; ``notes``: extra lines for
     the detail (the indication assumed, data that could not be read).
     """
-    untrusted, notes = list(untrusted), list(notes)
+    untrusted, notes = prepare_untrusted(untrusted) if not isinstance(untrusted, tuple) else untrusted, list(notes)
     source = _source(a)
     cards: list[dict[str, Any]] = []
     if a.status in INDICATOR:

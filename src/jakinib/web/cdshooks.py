@@ -27,7 +27,7 @@ from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.engine import assess
 from jakinib.safety.patient import parse_patient
 from jakinib.web import cds_models, cds_orders, fhir_client
-from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card
+from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card, prepare_untrusted
 
 __all__ = ["INDICATOR", "OVERRIDE_REASONS", "SERVICES", "cards_for", "discovery", "register"]
 
@@ -210,8 +210,8 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
     simple, unmapped = fhir.bundle_to_simple(call.resources + others, kb)
     patient = parse_patient(simple, kb).model_copy(update={"unmapped": tuple(unmapped)})
     refs = cds_orders.references(call.resources + call.items, [call.draft])
-    untrusted = [*_ehr_texts(call.items + call.resources), *patient.unmapped_medications, *patient.unmapped,
-                 *call.problems.values()]
+    untrusted = prepare_untrusted([*_ehr_texts(call.items + call.resources), *patient.unmapped_medications,
+                                   *patient.unmapped, *call.problems.values()])
     missing = {WHAT[k]: v + ("" if _can_fetch(call.request) else NO_SERVER) if v == NOT_SENT else v
                for k, v in call.problems.items()}
     data_notes = [f"Not available for this check: {what} ({why})." for what, why in missing.items()]
