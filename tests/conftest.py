@@ -56,12 +56,13 @@ def free_port() -> int:
 class Server:
     """A real `jakinib serve` process on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], args: list[str] | None = None, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], args: list[str] | None = None, port: int | None = None,
+                 cwd: Path | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, **env}
         self.proc = subprocess.Popen([str(SCRIPT), "serve", "--port", str(self.port), *(args or [])], env=full_env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
         self._wait_ready()
 
     def _wait_ready(self) -> None:

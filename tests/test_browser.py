@@ -131,3 +131,43 @@ def test_page_is_valid_html_light_and_its_links_work(server, path):
         if urlparse(url).netloc != urlparse(server.url).netloc:
             continue
         assert httpx.get(url, follow_redirects=True).status_code == 200, link
+
+
+def test_checker_reads_an_uploaded_bundle(server, page, tmp_path):
+    """The uploaded FHIR Bundle is the patient: the example bundle's 67-year-old smoker is 'Avoid' under EMA."""
+    page.goto(server.url + "/check?drug=baricitinib")
+    page.select_option("#regulator", "EMA")
+    page.set_input_files("#bundle", str(Path(__file__).parents[1] / "examples" / "bundle.json"))
+    page.click("#run-check")
+    page.wait_for_selector("#assessment-baricitinib")
+    assert page.locator("#assessment-baricitinib .status").first.inner_text() == "Avoid"
+    bad = tmp_path / "not-a-bundle.json"
+    bad.write_bytes(b'{"resourceType": "Bundle", ')
+    page.set_input_files("#bundle", str(bad))
+    page.click("#run-check")
+    error = page.locator("#check-error").inner_text()
+    assert "not-a-bundle.json" in error and "malformed JSON" in error
+    assert page.locator("#report").count() == 0
+    assert not [e for e in page.errors if "status of 400" not in e]  # the refused upload is answered with 400
+
+
+def test_docs_render_offline(server, browser):
+    """Swagger UI renders from jakinib's own assets; any request to another host is blocked and fails the test."""
+    ctx = browser.new_context()
+    foreign: list[str] = []
+
+    def gate(route):
+        if urlparse(route.request.url).netloc != urlparse(server.url).netloc:
+            foreign.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    ctx.route("**/*", gate)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.goto(server.url + "/docs")
+    pg.wait_for_selector(".opblock-summary-path")
+    assert pg.locator(".opblock-summary-path").count() >= 10
+    ctx.close()
+    assert not foreign and not errors, (foreign, errors)

@@ -23,7 +23,7 @@ def test_no_5xx_over_2000_generated_requests(tmp_path):
         proc = subprocess.run(
             [str(st), "run", srv.url + "/openapi.json", "--checks", "not_a_server_error", "--max-examples", "250",
              "--seed", "20261125", "--workers", "2", "--phases", "examples,fuzzing,stateful", "--report", "har", "--report-har-path", str(report)],
-            capture_output=True, text=True, timeout=1200)
+            capture_output=True, text=True, timeout=1200, cwd=tmp_path)  # schemathesis keeps its cache in ./.schemathesis
         tail = proc.stdout[-3000:]
         assert proc.returncode == 0, tail
         har = json.loads(report.read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -251,3 +252,196 @@ def test_unreachable_fhir_server_is_412(server):
     body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "y"}
     r = httpx.post(server.url + "/cds-services/jakinib-order-sign", json=body)
     assert r.status_code == 412 and r.json()["error"]["type"] == "prefetch-missing"
+
+
+# --- Hardening (issue 9): every bad input is a 4xx with the JSON error body; nothing reaches a log ---------------
+
+BUNDLE = (EXAMPLES / "bundle.json").read_bytes()
+
+
+def _is_error_body(r: httpx.Response, status: int) -> dict:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/json")
+    err = r.json()["error"]
+    assert set(err) == {"type", "message"} and err["message"]
+    return err
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/no/such/endpoint"), ("GET", "/api/v1/nope"), ("DELETE", "/api/v1/health"),
+                                          ("PUT", "/cds-services")])
+def test_unknown_routes_and_methods_use_the_error_body(server, method, path):
+    r = httpx.request(method, server.url + path)
+    _is_error_body(r, 404 if method == "GET" else 405)
+
+
+def test_unknown_page_in_a_browser_is_the_html_error_page(server):
+    r = httpx.get(server.url + "/no-such-page", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "<h1>Not found</h1>" in r.text
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/check", b'{"age": 40, "labs": {"platelets": 20, "platelets": 300}}'),
+    ("/cds-services/jakinib-order-sign", b'{"hook": "order-sign", "hook": "order-select", "context": {}}'),
+    ("/cds-services/jakinib-order-sign/feedback", b'{"feedback": [{"card": "a", "outcome": "accepted", "card": "b"}]}'),
+])
+def test_duplicate_json_keys_are_refused_naming_the_key(server, path, body):
+    err = _is_error_body(httpx.post(server.url + path, content=body, headers={"content-type": "application/json"}), 400)
+    key = "platelets" if b"platelets" in body else ("hook" if b'"hook"' in body else "card")
+    assert f"'{key}'" in err["message"]
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b'{"age": 40, "medications": ["\\ud800"]}', "surrogate"),
+    (b"[" * 10_000 + b"]" * 10_000, "deeper"),
+    (b'{"age": NaN}', "NaN"),
+    (b"\xff\xfe", "UTF-8"),
+    (b"", "malformed JSON"),
+])
+def test_unreadable_bodies_are_400(server, body, needle):
+    for path in ("/api/v1/check", "/cds-services/jakinib-order-sign"):
+        err = _is_error_body(httpx.post(server.url + path, content=body, headers={"content-type": "application/json"}), 400)
+        assert needle in err["message"]
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_json_posts_need_the_json_content_type(server, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    for path in ("/api/v1/check", "/cds-services/jakinib-order-sign", "/cds-services/jakinib-order-sign/feedback"):
+        _is_error_body(httpx.post(server.url + path, content=b"{}", headers=headers), 415)
+    assert httpx.post(server.url + "/api/v1/check", content=b'{"age": 40}',
+                      headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/check?today=9999-12-31", "/api/v1/check?today=0001-01-01", "/api/v1/check?today=2026-13-45",
+    "/api/v1/check?drug=" + "x" * 101,
+])
+def test_check_parameters_out_of_range_are_422(server, path):
+    _is_error_body(httpx.post(server.url + path, json={"age": 40}), 422)
+
+
+@pytest.mark.parametrize("query", ["every=1e-300", "every=nan", "dose=1e-300", "dose=inf", "seed=-1", "population=-1", "every=1000"])
+def test_simulate_parameters_out_of_range_are_422(server, query):
+    _is_error_body(httpx.get(server.url + "/api/v1/simulate?drug=tofacitinib&" + query), 422)
+
+
+@pytest.mark.parametrize("query", ["age=nan", "age=inf", "age=-1", "age=200", "age=abc"])
+def test_approvals_page_and_api_apply_the_same_validation(server, query):
+    _is_error_body(httpx.get(server.url + "/api/v1/approvals?" + query), 422)
+    page = httpx.get(server.url + "/approvals?" + query)
+    assert page.status_code == 400 and "age:" in page.text
+
+
+@pytest.mark.parametrize("query", ["every=1e-300", "dose=nan", "dose=-5"])
+def test_simulate_page_refuses_what_the_api_refuses(server, query):
+    page = httpx.get(server.url + "/simulate?drug=tofacitinib&" + query)
+    assert page.status_code == 400 and 'id="sim-error"' in page.text
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"card": "c", "outcome": "overridden", "overrideReason": 5}, "overrideReason"),
+    ({"card": "c", "outcome": "overridden", "overrideReason": {"reason": "no"}}, "overrideReason.reason"),
+    ({"card": "c", "outcome": "overridden", "overrideReason": {"reason": {"code": 5}}}, "reason.code"),
+    ({"card": "c", "outcome": "overridden", "overrideReason": {"reason": {"display": "x" * 301}}}, "reason.display"),
+    ({"card": "c", "outcome": "accepted", "acceptedSuggestions": 5}, "acceptedSuggestions"),
+    ({"card": "c", "outcome": "accepted", "acceptedSuggestions": [5]}, "acceptedSuggestions"),
+    ({"card": "c", "outcome": "accepted", "acceptedSuggestions": [{"id": {"x": 1}}]}, "acceptedSuggestions"),
+    ({"card": "c", "outcome": "accepted", "outcomeTimestamp": 5}, "outcomeTimestamp"),
+    ({"card": "c", "outcome": "accepted", "outcomeTimestamp": "yesterday"}, "outcomeTimestamp"),
+    ({"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z" * 3}, "outcomeTimestamp"),
+    ({"card": "x" * 65, "outcome": "accepted"}, "card"),
+    ({"card": {"a": 1}, "outcome": "accepted"}, "card"),
+])
+def test_odd_feedback_values_are_400_naming_the_field(server, item, field):
+    err = _is_error_body(httpx.post(server.url + "/cds-services/jakinib-order-sign/feedback", json={"feedback": [item]}), 400)
+    assert field in err["message"]
+
+
+def test_pages_send_security_headers(server):
+    for path in ("/", "/check", "/docs", "/api/v1/health", "/static/style.css"):
+        h = httpx.get(server.url + path).headers
+        assert "frame-ancestors 'none'" in h["content-security-policy"] and "script-src 'self'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff"
+
+
+def test_docs_work_offline(server):
+    """/docs loads Swagger UI from jakinib itself: no script, style or link to another host."""
+    html = httpx.get(server.url + "/docs").text
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert refs and all(r.startswith("/") and not r.startswith("//") for r in refs), refs
+    assert "http://" not in html and "https://" not in html
+    for ref in refs:
+        assert httpx.get(server.url + ref).status_code == 200, ref
+
+
+def test_check_page_reads_the_uploaded_bundle(server):
+    form = {"drug": "baricitinib", "regulator": "EMA"}
+    r = httpx.post(server.url + "/check", data=form, files={"bundle": ("bundle.json", BUNDLE, "application/json")})
+    assert r.status_code == 200, r.text[:500]
+    # the example bundle's 67-year-old current smoker: 'Avoid' under EMA; an empty patient would be 'Caution'
+    article = r.text.split('id="assessment-baricitinib"')[1].split("</article>")[0]
+    assert 'status-avoid">Avoid' in article
+    empty = httpx.post(server.url + "/check", data=form)
+    assert 'status-avoid">Avoid' not in empty.text.split('id="assessment-baricitinib"')[1].split("</article>")[0]
+
+
+@pytest.mark.parametrize("content, needle", [(b'{"resourceType": "Bundle", ', "malformed JSON"), (b"\x89PNG\r\n\x1a\n\x00", "UTF-8"),
+                                             (b"", "empty"), (b'{"a": 1, "a": 2}', "duplicate key")])
+def test_check_page_refuses_an_unreadable_upload(server, content, needle):
+    r = httpx.post(server.url + "/check", data={"drug": "baricitinib"}, files={"bundle": ("mine.json", content, "application/json")})
+    assert r.status_code == 400
+    error = r.text.split('id="check-error">')[1].split("</p>")[0]
+    assert "mine.json" in error and needle in error
+    assert 'id="assessment-' not in r.text  # no report for a patient that was never read
+
+
+def test_local_mode_refuses_foreign_hosts_and_origins(server):
+    _is_error_body(httpx.get(server.url + "/api/v1/health", headers={"host": "evil.example"}), 421)
+    _is_error_body(httpx.get(server.url + "/api/v1/health", headers={"host": "evil.example:8000"}), 421)
+    assert httpx.get(server.url + "/api/v1/health", headers={"host": f"localhost:{server.port}"}).status_code == 200
+    _is_error_body(httpx.post(server.url + "/cds-services/jakinib-order-sign/feedback", headers={"origin": "https://evil.example"},
+                              json={"feedback": [{"card": "c", "outcome": "accepted"}]}), 403)
+    pre = httpx.options(server.url + "/api/v1/check", headers={"origin": "http://localhost:3000",
+                                                                "access-control-request-method": "POST"})
+    assert pre.headers.get("access-control-allow-origin") == "http://localhost:3000"
+    assert httpx.get(server.url + "/api/v1/health", headers={"origin": "http://127.0.0.1:5000"}).headers.get(
+        "access-control-allow-origin") == "http://127.0.0.1:5000"
+
+
+def test_bad_input_leaves_no_traceback_and_no_request_data_in_the_log(tmp_path):
+    from conftest import Server
+
+    marker = "MARKER-7f3a"
+    srv = Server({"JAKINIB_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}"})
+    try:
+        post = lambda path, body: httpx.post(srv.url + path, content=body, headers={"content-type": "application/json"})  # noqa: E731
+        post("/cds-services/jakinib-order-sign/feedback", json.dumps({"feedback": [{"card": marker, "outcome": "accepted",
+                                                                                    "overrideReason": {"reason": marker}}]}))
+        post("/cds-services/jakinib-order-sign/feedback", json.dumps({"feedback": [{"card": marker, "outcome": "accepted",
+                                                                                    "acceptedSuggestions": [marker]}]}))
+        post("/api/v1/check?today=9999-12-31", json.dumps({"age": 40, "medications": [marker]}))
+        post("/api/v1/check", b'{"medications": ["\\ud800"]}')
+        post("/cds-services/jakinib-order-sign", b"[" * 10_000 + b"]" * 10_000)
+    finally:
+        logs = srv.stop()
+    assert "Traceback" not in logs and marker not in logs, logs[-2000:]
+
+
+def test_serve_keeps_its_database_out_of_the_current_folder(tmp_path):
+    """With no JAKINIB_DATABASE_URL the database goes to the user's data folder, and the start-up lines name it."""
+    import os
+
+    from conftest import Server
+
+    cwd, data = tmp_path / "cwd", tmp_path / "data"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "JAKINIB_DATABASE_URL"}
+    os.environ.pop("JAKINIB_DATABASE_URL", None)
+    srv = Server({**env, "XDG_DATA_HOME": str(data), "HOME": str(tmp_path / "home")}, cwd=cwd)
+    try:
+        httpx.post(srv.url + "/cds-services/jakinib-order-sign/feedback", json={"feedback": [{"card": "c", "outcome": "accepted"}]})
+    finally:
+        logs = srv.stop()
+    assert list(cwd.iterdir()) == []
+    assert (data / "jakinib" / "feedback.db").exists()
+    assert f"database sqlite:///{data / 'jakinib' / 'feedback.db'}" in logs

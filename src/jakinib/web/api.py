@@ -1,16 +1,21 @@
-"""The JSON API under ``/api/v1``: the same shapes as the CLI's ``--json``."""
+"""The JSON API under ``/api/v1``: the same shapes as the CLI's ``--json``.
+
+Parameter types and ranges come from ``jakinib.web.params`` (shared with the pages); a value outside
+them is a 422 with the JSON error body. Request bodies reach a handler only after the app's strict
+JSON gate (``application/json``, no duplicate keys, bounded depth).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
 import jakinib
 from jakinib.errors import InputError, UnknownNameError
 from jakinib.knowledge import views
+from jakinib.web.params import Age, DoseMg, DrugList, EveryH, Name, Population, Seed, Today
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
 
@@ -30,7 +35,7 @@ def drugs() -> list[dict[str, Any]]:
 
 
 @router.get("/drugs/{name}")
-def drug(name: str) -> dict[str, Any]:
+def drug(name: Annotated[str, Path(max_length=100)]) -> dict[str, Any]:
     """One drug by generic, brand or synonym (``jakinib drug NAME --json``)."""
     kb = jakinib.load()
     return views.drug_json(kb, kb.drug(name))
@@ -38,10 +43,10 @@ def drug(name: str) -> dict[str, Any]:
 
 @router.get("/approvals")
 def approvals(
-    drug: str | None = None,
-    regulator: str | None = None,
-    indication: str | None = None,
-    age: Annotated[float | None, Query(ge=0, le=130)] = None,
+    drug: Annotated[Name | None, Query()] = None,
+    regulator: Annotated[Name | None, Query()] = None,
+    indication: Annotated[Name | None, Query()] = None,
+    age: Annotated[Age | None, Query()] = None,
     all: bool = False,
 ) -> list[dict[str, Any]]:
     """Approvals filtered like ``jakinib approvals``."""
@@ -50,7 +55,7 @@ def approvals(
 
 
 @router.get("/compare")
-def compare(drugs: Annotated[str, Query(description="comma-separated drug names")]) -> dict[str, Any]:
+def compare(drugs: Annotated[str, Query(description="comma-separated drug names", max_length=1000)]) -> dict[str, Any]:
     kb = jakinib.load()
     names = [n for n in drugs.split(",") if n.strip()]
     if not names:
@@ -83,7 +88,7 @@ def sources() -> list[dict[str, Any]]:
 
 
 @router.get("/sources/{source_id}")
-def source(source_id: str) -> dict[str, Any]:
+def source(source_id: Annotated[str, Path(max_length=200)]) -> dict[str, Any]:
     kb = jakinib.load()
     sid = source_id.partition("#")[0]
     if sid not in kb.sources:
@@ -94,10 +99,10 @@ def source(source_id: str) -> dict[str, Any]:
 @router.post("/check")
 def check(
     patient: Annotated[dict[str, Any], Body(description="Patient JSON (simple form) or a FHIR R4 Bundle")],
-    drug: Annotated[list[str] | None, Query()] = None,
-    regulator: str = "FDA",
-    indication: str | None = None,
-    today: dt.date | None = None,
+    drug: Annotated[DrugList | None, Query()] = None,
+    regulator: Annotated[Name, Query()] = "FDA",
+    indication: Annotated[Name | None, Query()] = None,
+    today: Annotated[Today | None, Query()] = None,
 ) -> dict[str, Any]:
     """The safety assessment (``jakinib check --json``)."""
     return jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=today).to_json()
@@ -111,12 +116,12 @@ def pathways() -> list[dict[str, Any]]:
 
 @router.get("/simulate")
 def simulate(
-    drug: str,
-    dose: Annotated[float | None, Query(gt=0, le=10_000)] = None,
-    every: Annotated[float | None, Query(gt=0, le=168)] = None,
+    drug: Annotated[Name, Query()],
+    dose: Annotated[DoseMg | None, Query()] = None,
+    every: Annotated[EveryH | None, Query()] = None,
     route: Annotated[str | None, Query(pattern="^(oral|topical)$")] = None,
-    population: Annotated[int, Query(ge=0, le=20_000)] = 0,
-    seed: int = 0,
+    population: Annotated[Population, Query()] = 0,
+    seed: Annotated[Seed, Query()] = 0,
 ) -> dict[str, Any]:
     """A steady-state dosing day (``jakinib simulate --json``); populations up to 20,000 over HTTP."""
     from jakinib.pharmacology.simulate import simulate as run

@@ -6,20 +6,24 @@ Citations are numbered per page (``cite``) and listed at the bottom with their t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from starlette.datastructures import UploadFile
 
 import jakinib
-from jakinib.errors import JakinibError
+from jakinib.errors import InputError, JakinibError
+from jakinib.jsonio import loads_strict
 from jakinib.knowledge import fields, views
 from jakinib.knowledge.schema import KINASES, REGULATORS
+from jakinib.web import params
+
+MAX_UPLOAD_BYTES = 5_000_000  # a FHIR Bundle for one patient; the app's body limit applies first
 
 HERE = Path(__file__).parent
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True,
@@ -159,14 +163,14 @@ def register(app: FastAPI) -> None:
         kb = jakinib.load()
         error = None
         try:
-            age_v = float(age) if age not in (None, "") else None
+            age_v = params.read("age", age, params.Age)
             rows = kb.approvals(drug or None, regulator or None, indication or None, age_v)
-        except (JakinibError, ValueError) as exc:
+        except JakinibError as exc:
             rows, error = [], str(exc)
         matrix: dict[tuple[str, str], dict[str, list[Any]]] = {}
         for r in rows:
             matrix.setdefault((r.drug, r.approval.indication), {}).setdefault(r.approval.regulator, []).append(r)
-        return render("approvals.html", request, rows=rows, matrix=sorted(matrix.items()), error=error,
+        return render("approvals.html", request, status=400 if error else 200, rows=rows, matrix=sorted(matrix.items()), error=error,
                       f={"drug": drug or "", "regulator": regulator or "", "indication": indication or "", "age": age or ""})
 
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
@@ -189,12 +193,16 @@ def register(app: FastAPI) -> None:
         error, report = None, None
         try:
             upload = form.get("bundle")
-            if isinstance(upload, UploadFile) and upload.filename:
-                raw = await upload.read()
+            if isinstance(upload, UploadFile) and upload.filename:  # Starlette's UploadFile: what the form yields
+                raw = await upload.read(MAX_UPLOAD_BYTES + 1)
+                if len(raw) > MAX_UPLOAD_BYTES:
+                    raise InputError(f"{upload.filename}: larger than {MAX_UPLOAD_BYTES} bytes")
+                if not raw.strip():
+                    raise InputError(f"{upload.filename}: the file is empty")
                 try:
-                    patient: Any = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise JakinibError(f"{upload.filename}: malformed JSON: {exc.msg}") from None
+                    patient: Any = loads_strict(raw)
+                except JakinibError as exc:
+                    raise InputError(f"{upload.filename}: {exc}") from None
             else:
                 patient = _patient_from_form(form)
             drugs = [d for d in form.getlist("drug") if d] or None
@@ -219,12 +227,14 @@ def register(app: FastAPI) -> None:
         drug = drug or DEFAULT_DRUG
         if drug:
             try:
-                sim = simulate(kb, drug, float(dose) if dose else None, float(every) if every else None, with_curve=True)
+                sim = simulate(kb, drug, params.read("dose", dose, params.DoseMg), params.read("every", every, params.EveryH),
+                               with_curve=True)
                 svg = Markup(plots.concentration_svg(sim))
-            except (JakinibError, ValueError) as exc:
+            except JakinibError as exc:
                 error = str(exc)
         names = list(dict.fromkeys(name for name, _ in simulable(kb)))
-        return render("simulate.html", request, sim=sim, svg=svg, error=error, simulable=names, reach=reach(kb),
+        return render("simulate.html", request, status=400 if error else 200, sim=sim, svg=svg, error=error, simulable=names,
+                      reach=reach(kb),
                       f={"drug": drug or "", "dose": dose or "", "every": every or ""})
 
 
@@ -234,12 +244,9 @@ def _patient_from_form(form: Any) -> dict[str, Any]:
         return str(form.get(key) or "").strip()
 
     patient: dict[str, Any] = {}
-    for key in ("age", "weight_kg"):
+    for key, kind in (("age", params.Age), ("weight_kg", params.WeightKg)):
         if text(key):
-            try:
-                patient[key] = float(text(key))
-            except ValueError:
-                raise JakinibError(f"{key}: {text(key)!r} is not a number") from None
+            patient[key] = params.read(key, text(key), kind)
     for key in ("sex", "smoking"):
         if text(key):
             patient[key] = text(key)
@@ -253,10 +260,7 @@ def _patient_from_form(form: Any) -> dict[str, Any]:
     for lab in fields.LAB_UNITS:
         value = text(f"lab_{lab}")
         if value:
-            try:
-                number = float(value)
-            except ValueError:
-                raise JakinibError(f"labs.{lab}: {value!r} is not a number") from None
+            number = params.read(f"labs.{lab}", value, params.Number)
             unit = text(f"unit_{lab}")
             labs[lab] = {"value": number, "unit": unit} if unit else number
     patient["labs"] = labs

@@ -3,47 +3,30 @@
 Checked as the CDS Hooks 2.0 specification asks: signature against the client's JWKS (configured,
 fetched from its ``jwks_url``, or from a ``jku`` header that is on the client's allow-list),
 ``iss`` on the allow-list, ``aud`` equal to the service URL, ``exp`` and ``iat`` present and valid,
-``jti`` never seen before (replay cache); only ES384 and RS384 (``none`` and HMAC are refused).
-Tokens are never logged.
+``jti`` never seen before (remembered in the database until the token expires, so a restart does not
+reopen a replay window); only ES384 and RS384 (``none`` and HMAC are refused). The token's lifetime
+(``exp - iat``) and its remaining life may not exceed the specification's 5 minutes plus ``SKEW_S``.
+The ``Authorization`` scheme is case-insensitive (RFC 7235). Tokens are never logged.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 import jwt
 
 from jakinib.web.settings import Client, Settings
+from jakinib.web.store import Store
 
 ALLOWED_ALGS = ("ES384", "RS384")
+MAX_LIFETIME_S = 300  # CDS Hooks 2.0: "exp ... no more than 5 minutes in the future"
+SKEW_S = 30  # clock difference tolerated between the EHR and jakinib
+MAX_JWKS_BYTES = 200_000
 
 
 class AuthError(Exception):
     """Any authentication failure; the response is a bare 401 (the reason is not sent)."""
-
-
-class ReplayCache:
-    """Remembers ``jti`` values until their token expires."""
-
-    def __init__(self, max_items: int = 100_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_items = max_items
-
-    def check_and_add(self, jti: str, exp: float) -> bool:
-        now = time.time()
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now:
-                self._seen.popitem(last=False)
-            if jti in self._seen:
-                return False
-            self._seen[jti] = exp
-            if len(self._seen) > self.max_items:
-                self._seen.popitem(last=False)
-            return True
 
 
 class JwksCache:
@@ -59,18 +42,30 @@ class JwksCache:
             return hit[1]
         import httpx
 
+        from jakinib.jsonio import loads_strict
+
+        deadline = time.monotonic() + self.timeout  # a total deadline: a trickling server cannot defeat it
         try:
-            resp = httpx.get(url, timeout=self.timeout)
-            resp.raise_for_status()
-            doc = resp.json()
+            with httpx.stream("GET", url, timeout=self.timeout) as resp:
+                resp.raise_for_status()
+                raw = b""
+                for chunk in resp.iter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_JWKS_BYTES or time.monotonic() > deadline:
+                        raise AuthError("JWKS too large or too slow")
+            doc = loads_strict(raw)
         except Exception as exc:
             raise AuthError(f"cannot fetch JWKS: {type(exc).__name__}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise AuthError("JWKS is not an object with a 'keys' list")
         self._docs[url] = (time.time(), doc)
         return doc
 
 
-def _key_for(header: dict[str, Any], jwks: dict[str, Any]) -> Any:
-    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict)]
+def _key_for(header: dict[str, Any], jwks: Any) -> Any:
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise AuthError("JWKS is not an object with a 'keys' list")
+    keys = [k for k in jwks["keys"] if isinstance(k, dict)]
     kid = header.get("kid")
     if kid is not None:
         keys = [k for k in keys if k.get("kid") == kid]
@@ -82,15 +77,25 @@ def _key_for(header: dict[str, Any], jwks: dict[str, Any]) -> Any:
 class Authenticator:
     """Verifies CDS Hooks JWTs for the configured clients."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
-        self.replay = ReplayCache()
+        self.store = store
         self.jwks = JwksCache(timeout=settings.fhir_timeout_s)
 
     def verify(self, authorization: str | None, audience: str) -> Client:
-        if not authorization or not authorization.startswith("Bearer "):
+        """The client whose valid token ``authorization`` carries, or ``AuthError`` (never another exception)."""
+        try:
+            return self._verify(authorization, audience)
+        except AuthError:
+            raise
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as exc:  # malformed keys or claims
+            raise AuthError(f"invalid token: {type(exc).__name__}") from None
+
+    def _verify(self, authorization: str | None, audience: str) -> Client:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise AuthError("missing bearer token")
-        token = authorization[7:].strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -117,6 +122,12 @@ class Authenticator:
                                 issuer=client.iss, options={"require": ["exp", "iat", "jti", "iss", "aud"]}, leeway=30)
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
-        if not self.replay.check_and_add(str(claims["jti"]), float(claims["exp"])):
+        now = time.time()
+        exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
+        if not (isinstance(exp, int | float) and isinstance(iat, int | float) and isinstance(jti, str) and 0 < len(jti) <= 255):
+            raise AuthError("exp, iat must be numbers and jti a string of at most 255 characters")
+        if exp - iat > MAX_LIFETIME_S + SKEW_S or exp > now + MAX_LIFETIME_S + SKEW_S:
+            raise AuthError("token lifetime over 5 minutes")
+        if not self.store.remember_token(client.iss, jti, float(exp) + SKEW_S, now):
             raise AuthError("replayed jti")
         return client
