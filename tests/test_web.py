@@ -312,12 +312,27 @@ def test_json_posts_need_the_json_content_type(server, ctype):
                       headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/check?today=9999-12-31", "/api/v1/check?today=0001-01-01", "/api/v1/check?today=2026-13-45",
-    "/api/v1/check?drug=" + "x" * 101,
+@pytest.mark.parametrize("path, status", [
+    ("/api/v1/check?today=9999-12-31", 400), ("/api/v1/check?today=0001-01-01", 400), ("/api/v1/check?today=2026-13-45", 422),
+    ("/api/v1/check?drug=" + "x" * 101, 422),
 ])
-def test_check_parameters_out_of_range_are_422(server, path):
-    _is_error_body(httpx.post(server.url + path, json={"age": 40}), 422)
+def test_check_parameters_out_of_range_are_4xx(server, path, status):
+    err = _is_error_body(httpx.post(server.url + path, json={"age": 40}), status)
+    assert err["message"].startswith(("today", "query.today", "query.drug"))
+
+
+def test_openapi_documents_the_error_body_for_every_4xx():
+    from jakinib.web.app import create_app
+    from jakinib.web.settings import Settings
+
+    doc = create_app(Settings(database_url="sqlite://")).openapi()
+    assert "HTTPValidationError" not in json.dumps(doc)
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for code, resp in op["responses"].items():
+                if code.startswith("4") and code != "401":
+                    assert resp["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (path, code)
+            assert {"400", "404", "422"} <= set(op["responses"]), (method, path)
 
 
 @pytest.mark.parametrize("query", ["every=1e-300", "every=nan", "dose=1e-300", "dose=inf", "seed=-1", "population=-1", "every=1000"])
@@ -445,3 +460,51 @@ def test_serve_keeps_its_database_out_of_the_current_folder(tmp_path):
     assert list(cwd.iterdir()) == []
     assert (data / "jakinib" / "feedback.db").exists()
     assert f"database sqlite:///{data / 'jakinib' / 'feedback.db'}" in logs
+
+
+def test_overload_is_refused_fast_with_retry_after(tmp_path):
+    """With cds_concurrency=1 and one CDS call held open (its FHIR server has not answered yet), the next call is
+    a 503 with Retry-After at once, not queued; health is unaffected; once the first ends, calls are served again."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import Server, free_port
+
+    arrived, release = threading.Event(), threading.Event()
+
+    class Held(BaseHTTPRequestHandler):
+        def do_GET(self):
+            arrived.set()
+            release.wait(60)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    fhir = ThreadingHTTPServer(("127.0.0.1", free_port()), Held)
+    threading.Thread(target=fhir.serve_forever, daemon=True).start()
+    srv = Server({"JAKINIB_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}", "JAKINIB_CDS_CONCURRENCY": "1",
+                  "JAKINIB_FHIR_TIMEOUT_S": "60"})
+    try:
+        held = copy.deepcopy(ORDER_SIGN)
+        del held["prefetch"]
+        held["fhirServer"] = f"http://127.0.0.1:{fhir.server_port}"
+        held["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "y"}
+        first: list[httpx.Response] = []
+        t = threading.Thread(target=lambda: first.append(httpx.post(srv.url + "/cds-services/jakinib-order-sign", json=held,
+                                                                    timeout=120)))
+        t.start()
+        assert arrived.wait(60), "the first call never reached its FHIR server"
+        refused = httpx.post(srv.url + "/cds-services/jakinib-order-sign", json=ORDER_SIGN)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["type"] == "overloaded"
+        assert httpx.get(srv.url + "/api/v1/health").status_code == 200
+        release.set()
+        t.join(120)
+        assert first and first[0].status_code in (200, 412)
+        assert httpx.post(srv.url + "/cds-services/jakinib-order-sign", json=ORDER_SIGN).status_code == 200
+    finally:
+        release.set()
+        srv.stop()
+        fhir.shutdown()

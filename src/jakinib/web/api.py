@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 import jakinib
 from jakinib.errors import InputError, UnknownNameError
 from jakinib.knowledge import views
-from jakinib.web.params import Age, DoseMg, DrugList, EveryH, Name, Population, Seed, Today
+from jakinib.web.params import Age, DoseMg, DrugList, EveryH, Name, Population, Seed, Today, plausible_today
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
 
@@ -105,7 +105,8 @@ def check(
     today: Annotated[Today | None, Query()] = None,
 ) -> dict[str, Any]:
     """The safety assessment (``jakinib check --json``)."""
-    return jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=today).to_json()
+    return jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication,
+                         today=plausible_today(today)).to_json()
 
 
 @router.get("/pathways")

@@ -44,7 +44,12 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 LOOPBACK_ORIGINS = r"^https?://(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-JSON_PREFIXES = ("/api/", "/cds-services")  # where POST bodies are JSON
+JSON_PREFIXES = ("/api/", "/cds-services")  # JSON endpoints: errors are JSON, never the HTML page
+
+
+def _json_post(path: str) -> bool:
+    """The routes whose POST body is JSON (a POST elsewhere is routed normally: 404 or 405)."""
+    return path == "/api/v1/check" or (path.startswith("/cds-services/") and path.count("/") in (2, 3))
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["type", "message"],
     "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}}
@@ -179,14 +184,14 @@ class LocalGuard:
 
 
 class JsonGate:
-    """JSON POSTs (``/api/...``, ``/cds-services/...``): ``application/json`` or 415; strict JSON
+    """JSON POSTs (``/api/v1/check``, ``/cds-services/...``): ``application/json`` or 415; strict JSON
     (``jakinib.jsonio.loads_strict``: no duplicate keys, bounded depth) or 400, before any handler runs."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(JSON_PREFIXES):
+        if scope["type"] != "http" or scope["method"] != "POST" or not _json_post(scope["path"]):
             return await self.app(scope, receive, send)
         ctype = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
         if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
@@ -254,7 +259,11 @@ def warm_up() -> None:
     from jakinib.safety import units
 
     units._ureg()
-    jakinib.check({"age": 50, "labs": {"hb": {"value": 13, "unit": "g/dL"}}}, drugs=["upadacitinib"])
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "warm-up", "birthDate": "1970-01-01", "gender": "female"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [
+            {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 13, "unit": "g/dL"}}}]}
+    jakinib.check(bundle, drugs=["upadacitinib"])  # the FHIR reader, unit conversion, rules and report
 
 
 def _wants_html(request: Request) -> bool:
@@ -361,7 +370,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path, ops in doc.get("paths", {}).items():
         for method, op in ops.items():
             responses = op.setdefault("responses", {})
-            codes = ["404", "422"] if method == "get" else ["400", "404", "413", "415", "422"]
+            if method == "post" and _json_post(path) and "requestBody" not in op:
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "description": "CDS Hooks 2.0 call or feedback body"}}}}
+            codes = ["400", "404", "422"] if method == "get" else ["400", "404", "413", "415", "422"]
             if path.startswith("/cds-services/") and method == "post":
                 codes += ["412", "503"]
                 responses["401"] = {"description": "Missing or invalid JWT (clients configured): empty body"}

@@ -10,16 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from jakinib.errors import InputError
 
 EARLIEST_TODAY, LATEST_TODAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)  # monitoring dates are counted from 'today'
 
 
-def _plausible_today(value: dt.date) -> dt.date:
-    if not EARLIEST_TODAY <= value <= LATEST_TODAY:
-        raise ValueError(f"must be between {EARLIEST_TODAY} and {LATEST_TODAY}")
+def plausible_today(value: dt.date | None, name: str = "today") -> dt.date | None:
+    """``value`` if monitoring dates can be counted from it, else an ``InputError`` (400: a date range is not
+    expressible in the OpenAPI schema, so it is a semantic error, not a 422)."""
+    if value is not None and not EARLIEST_TODAY <= value <= LATEST_TODAY:
+        raise InputError(f"{name}: {value} is not between {EARLIEST_TODAY} and {LATEST_TODAY}")
     return value
 
 
@@ -31,7 +33,7 @@ DoseMg = Annotated[float, Field(ge=0.01, le=10_000, allow_inf_nan=False, descrip
 EveryH = Annotated[float, Field(ge=1, le=168, allow_inf_nan=False, description="dosing interval, hours")]
 Population = Annotated[int, Field(ge=0, le=20_000, description="virtual patients (0: the typical patient only)")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
-Today = Annotated[dt.date, AfterValidator(_plausible_today), Field(description="the date monitoring is counted from")]
+Today = Annotated[dt.date, Field(description=f"the date monitoring is counted from ({EARLIEST_TODAY} to {LATEST_TODAY})")]
 DrugList = Annotated[list[Name], Field(max_length=20)]
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
