@@ -508,3 +508,24 @@ def test_overload_is_refused_fast_with_retry_after(tmp_path):
         release.set()
         srv.stop()
         fhir.shutdown()
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"JAKINIB_DEFAULT_REGION": "FDAA"}, "default_region"),
+    ({"JAKINIB_MAX_BODY_BYTES": "lots"}, "max_body_bytes"),
+    ({"JAKINIB_CDS_CONCURRENCY": "0"}, "cds_concurrency"),
+    ({"JAKINIB_FHIR_TIMEOUT_S": "nan"}, "fhir_timeout_s"),
+    ({"JAKINIB_DATABASE_URL": "mysql://x"}, "database_url"),
+    ({"JAKINIB_PUBLIC_BASE_URL": "ftp://jak.example"}, "public_base_url"),
+])
+def test_bad_settings_stop_the_server_with_one_line_naming_the_field(env, field, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    proc = subprocess.run([str(Path(sys.executable).with_name("jakinib")), "serve", "--port", str(free_port())],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and field in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
