@@ -35,10 +35,11 @@ from jakinib.knowledge.schema import REGULATORS
 
 
 def default_database_url() -> str:
-    """``sqlite:///<user data dir>/jakinib/feedback.db`` (the folder is created when the store opens)."""
+    """``sqlite:///<user data dir>/jakinib/feedback.db``; the folder is created (only this default one: a
+    configured URL whose folder is missing is an error at start, not a folder made for it)."""
     import platformdirs
 
-    return f"sqlite:///{Path(platformdirs.user_data_dir('jakinib', appauthor=False)) / 'feedback.db'}"
+    return f"sqlite:///{Path(platformdirs.user_data_dir('jakinib', appauthor=False, ensure_exists=True)) / 'feedback.db'}"
 
 
 def _region(value: str) -> str:
