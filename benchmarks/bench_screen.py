@@ -43,7 +43,7 @@ def flat_table(n: int, seed: int = 1) -> pl.DataFrame:
     scr = np.array(["negative"] * 10 + ["positive", "indeterminate", None, None])
     start = np.datetime64(TODAY) - rng.integers(0, 900, n).astype("timedelta64[D]")
     last = np.datetime64(TODAY) - rng.integers(0, 400, n).astype("timedelta64[D]")
-    return pl.DataFrame({
+    df = pl.DataFrame({
         "id": [f"pt{i:08d}" for i in range(n)], "age": rng.integers(12, 90, n).astype(float),
         "sex": rng.choice(["female", "male"], n), "smoking": rng.choice(["never", "former", "current", None], n),
         "indication": rng.choice(["atopic-dermatitis", "rheumatoid-arthritis", "alopecia-areata", None], n),
@@ -57,6 +57,7 @@ def flat_table(n: int, seed: int = 1) -> pl.DataFrame:
         "jak_dose_mg": rng.choice([5.0, 15.0, 100.0, 4.0], n), "jak_every_h": np.full(n, 24.0),
         "records.anc.first": last - rng.integers(30, 900, n).astype("timedelta64[D]"), "records.anc.last": last,
     })
+    return df.with_columns([pl.Series(c, df[c].to_list(), dtype=pl.String) for c in df.columns if df[c].dtype == pl.Object])
 
 
 def per_patient_baseline(kb, table: pl.DataFrame, k: int = 1000) -> float:
