@@ -324,3 +324,15 @@ def test_eu_abrocitinib_avoids_moderate_or_strong_cyp2c19_cyp2c9_inducers(med):
     a = assess("abrocitinib", "EMA", "atopic-dermatitis", medications=[med])
     assert "abrocitinib.ema.cyp2c19-cyp2c9-inducer" in {f.rule for f in a.findings}
     assert a.status in ("avoid", "do-not-start", "contraindicated")
+
+
+@pytest.mark.parametrize("drug", ["baricitinib", "upadacitinib"])
+def test_eu_live_vaccine_clause(drug):
+    a = assess(drug, "EMA", "atopic-dermatitis", vaccines_planned=["live"])
+    assert f"{drug}.ema.live-vaccines" in {f.rule for f in a.findings}
+    assert a.status in ("avoid", "do-not-start", "contraindicated")
+
+
+def test_us_baricitinib_probenecid_is_never_silent_in_alopecia_areata():
+    a = assess("baricitinib", "FDA", "alopecia-areata", medications=["probenecid"])
+    assert any("oat3" in f.rule for f in a.findings)
