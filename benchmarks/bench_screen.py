@@ -50,7 +50,7 @@ def flat_table(n: int, seed: int = 1) -> pl.DataFrame:
         "conditions": rng.choice(conds, n), "medications": rng.choice(meds, n),
         "labs.anc": np.round(np.maximum(0.1, rng.normal(4, 1.5, n)), 1), "labs.alc": np.round(np.maximum(0.1, rng.normal(1.8, 0.6, n)), 1),
         "labs.hb": np.round(np.maximum(5, rng.normal(13.5, 1.8, n)), 1), "labs.platelets": np.round(np.maximum(10, rng.normal(250, 70, n))),
-        "labs.egfr": np.round(np.maximum(5, rng.normal(85, 25, n))),
+        "labs.egfr": np.round(np.clip(rng.normal(85, 25, n), 5, 190)),
         "screening.tuberculosis": rng.choice(scr, n), "screening.tuberculosis.date": start - rng.integers(-60, 400, n).astype("timedelta64[D]"),
         "screening.hepatitis-b": rng.choice(scr, n),
         "jak": rng.choice(["tofacitinib", "baricitinib", "upadacitinib", "abrocitinib", None], n), "jak_start": start,

@@ -28,6 +28,7 @@ MEDICATIONS = {"methotrexate": 0.2, "ketoconazole": 0.02, "fluconazole": 0.02, "
 ON_JAK = ("tofacitinib", "baricitinib", "upadacitinib", "abrocitinib", "ritlecitinib")
 INDICATIONS = ("atopic-dermatitis", "rheumatoid-arthritis", "alopecia-areata", "psoriatic-arthritis", "ulcerative-colitis")
 LABS = {"anc": (4.0, 1.5), "alc": (1.8, 0.6), "hb": (13.5, 1.8), "platelets": (250, 70), "egfr": (85, 25)}
+FLOOR = {"anc": 0.1, "alc": 0.1, "hb": 5.0, "platelets": 10.0, "egfr": 5.0}  # keep draws inside the plausible ranges
 
 
 def _maybe(rng: random.Random, p: float) -> bool:
@@ -54,7 +55,7 @@ def patients(n: int, seed: int, today: dt.date, kb: KnowledgeBase) -> list[dict[
             simple["medications"].append("herbal tea blend")  # unmapped: the checker says so
         for lab, (mu, sd) in LABS.items():
             if _maybe(rng, 0.9):
-                simple["labs"][lab] = round(max(0.1, rng.gauss(mu, sd)), 1)
+                simple["labs"][lab] = round(max(FLOOR[lab], rng.gauss(mu, sd)), 1)
         on = _maybe(rng, 0.8)
         start = today - dt.timedelta(days=rng.randint(0, 900)) if on and _maybe(rng, 0.95) else None
         for test, p in (("tuberculosis", 0.85), ("hepatitis-b", 0.8), ("hepatitis-c", 0.75)):
