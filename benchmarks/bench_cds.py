@@ -77,7 +77,11 @@ async def ladder_step(url: str, cds: bool, rate: float, seconds: float, timeout:
                 kind = "other"
             out[kind].append(time.perf_counter() - at)
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+        _done, pending = await asyncio.wait(tasks, timeout=seconds + timeout + 5)  # bounded in time, whatever happens
+        for task in pending:
+            task.cancel()
+        out["timeout"] += [timeout] * len(pending)
     return out
 
 
