@@ -84,8 +84,8 @@ def drug(name: str, as_json: JsonOpt = False) -> None:
     con.print(d.mechanism)
     if d.selectivity:
         con.print(f"Selectivity: {d.selectivity}")
-    _table("Enzyme IC50", ["kinase", "IC50 nM", "ATP µM", "sources"],
-           [[t.kinase, t.ic50_nM, t.atp_uM, ", ".join(t.sources)] for t in d.targets])
+    _table("Enzyme IC50", ["kinase", "IC50 nM", "ATP µM", "sources", "grade"],
+           [[t.kinase, t.ic50_nM, t.atp_uM, ", ".join(t.sources), kb.grade(t.sources)] for t in d.targets])
     _table("Products", ["product", "route", "formulation", "strengths", "boxed warning"],
            [[p["name"], p["route"], p["formulation"], ", ".join(p["strengths"]),
              "; ".join(f"{b['regulator']}: {', '.join(b['topics'])}" for b in p["boxed_warnings"]) or "none recorded"]
@@ -94,15 +94,15 @@ def drug(name: str, as_json: JsonOpt = False) -> None:
 
 
 def _print_approvals(rows: list[dict[str, Any]]) -> None:
-    _table("Approvals", ["drug", "product", "regulator", "indication", "decision", "date", "min age", "population"],
+    _table("Approvals", ["drug", "product", "regulator", "indication", "decision", "date", "min age", "population", "grade"],
            [[r["drug"], r["product"], r["regulator"], r["indication"], r["decision"], r["date"],
-             r["min_age_years"], r["population"]] for r in rows])
+             r["min_age_years"], r["population"], r["grade"]] for r in rows])
 
 
 @app.command()
 def approvals(
     drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym.")] = None,
-    regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada.")] = None,
+    regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
     indication: Annotated[str | None, typer.Option(help="Indication slug or synonym (e.g. AD, eczema).")] = None,
     age: Annotated[float | None, typer.Option(help="Only approvals that include this age (years).")] = None,
     all_decisions: Annotated[bool, typer.Option("--all", help="Include rejections and withdrawals.")] = False,
@@ -162,15 +162,15 @@ def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.
     data = [views.source_json(x) for x in chosen]
     if as_json:
         return _emit_json(data if not source_id else data[0])
-    _table("Sources", ["id", "kind", "title", "regulator", "date", "as of", "url / doi"],
-           [[x.id, x.kind, x.title, x.regulator, x.date, x.as_of, x.url or x.doi] for x in chosen])
+    _table("Sources", ["id", "kind", "grade", "title", "regulator", "date", "as of", "url / doi"],
+           [[x.id, x.kind, x.grade, x.title, x.regulator, x.date, x.as_of, x.url or x.doi] for x in chosen])
 
 
 @app.command()
 def check(
     patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
     drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
-    regulator: Annotated[str, typer.Option(help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada.")] = "FDA",
+    regulator: Annotated[str, typer.Option(help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = "FDA",
     indication: Annotated[str | None, typer.Option(help="Indication (overrides the patient's).")] = None,
     today: Annotated[str | None, typer.Option(help="Date to count monitoring from (YYYY-MM-DD); default today.")] = None,
     as_json: JsonOpt = False,
@@ -486,11 +486,50 @@ def kb_validate(
 
 @kb_app.command("stats")
 def kb_stats(as_json: JsonOpt = False) -> None:
-    """Counts, uncited facts (always 0: the schema refuses them) and the review date."""
+    """Counts, uncited facts (always 0: the schema refuses them), verification grades and the review date."""
     stats = _kb().stats()
     if as_json:
         return _emit_json(stats)
-    _table("Knowledge base", ["what", "count"], [[k, v] for k, v in stats.items()])
+    rows = [[k, v] for k, v in stats.items() if k != "grades"]
+    rows += [[f"{what} graded {g}", n] for what, counts in stats["grades"].items() for g, n in counts.items()]
+    _table("Knowledge base", ["what", "count"], rows)
+
+
+# ---- kb review: what rests on what (provenance, sign-offs) -----------------------------------------------
+@kb_app.command("review")
+def kb_review(
+    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym; default every drug.")] = None,
+    regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Review this data folder (e.g. with a new sign-off) instead.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per drug x regulator: facts by grade, sources and label sections read, oldest check, partial labels, sign-offs."""
+    from jakinib.knowledge import base
+
+    rows = (base.build(data_dir, cache=False) if data_dir else _kb()).review(drug, regulator)
+    if as_json:
+        return _emit_json(rows)
+    con = _console()
+    for r in rows:
+        g = r["grades"]
+        con.print(f"[bold]{r['drug']} × {r['regulator']}[/bold]: {r['facts']} facts — primary {g['primary']}, "
+                  f"transcription {g['transcription']}, secondary {g['secondary']}; confirmed {r['confirmed']}; "
+                  f"oldest source check {r['as_of']}", highlight=False)
+        for p in r["partial"]:
+            con.print(f"  [yellow]partial[/yellow] {p['product']}: {p['partial']}", highlight=False)
+        for x in r["sources"]:
+            extra = f" §{', '.join(x['sections'])}" if x["sections"] else ""
+            agree = f" confirmed by {', '.join(x['confirmed_by'])}" if x["confirmed_by"] else ""
+            con.print(f"  {x['grade']:>13} {x['id']}{extra} (checked {x['as_of']}){agree}", highlight=False)
+            for dis in x["disagrees_with"]:
+                con.print(f"                disagrees with {dis['source']}: followed {dis['followed']} — {dis['note']}",
+                          highlight=False)
+        if r["secondary_only"]:
+            con.print(f"  re-check (secondary sources only): {'; '.join(r['secondary_only'])}", highlight=False)
+        signed = "; ".join(f"{so['reviewer']} {so['date']} ({so['scope']})" for so in r["signoffs"])
+        con.print(f"  sign-off: {signed or 'none recorded (see data/signoffs.yaml)'}", highlight=False)
+    if not rows:
+        con.print("No recorded facts for this drug under this regulator.")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ REGULATOR_SYNONYMS = {
     "medsafe": "Medsafe", "nz": "Medsafe", "new zealand": "Medsafe",
     "healthcanada": "HealthCanada", "health canada": "HealthCanada", "health-canada": "HealthCanada",
     "hc": "HealthCanada", "ca": "HealthCanada", "canada": "HealthCanada",
+    "nmpa": "NMPA", "cn": "NMPA", "china": "NMPA", "cfda": "NMPA",
 }
 
 
@@ -42,6 +43,7 @@ class ApprovalRow:
     product: str
     route: str
     approval: s.Approval
+    grade: str = "secondary"
 
     @property
     def sort_key(self) -> str:
@@ -54,7 +56,7 @@ class ApprovalRow:
             "drug": self.drug, "product": self.product, "route": self.route,
             "regulator": a.regulator, "indication": a.indication, "decision": a.decision,
             "date": a.date, "kind": a.kind, "min_age_years": a.min_age_years,
-            "population": a.population, "dose": a.dose, "sources": list(a.sources),
+            "population": a.population, "dose": a.dose, "sources": list(a.sources), "grade": self.grade,
         }
 
 
@@ -75,6 +77,7 @@ class KnowledgeBase:
     potency: list[s.MeasuredPotency]
     data_dir: Path
     rxnorm: list[s.RxNormConcept] = field(default_factory=list)
+    signoffs: list[s.SignOff] = field(default_factory=list)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -150,13 +153,25 @@ class KnowledgeBase:
         return self.medications[self._medication_names[key]] if key in self._medication_names else None
 
     # ---- queries ------------------------------------------------------------------------
+    def grade(self, citations: Iterable[str]) -> str:
+        """A fact's verification grade, derived from the sources it cites (see ``knowledge/provenance.py``)."""
+        from jakinib.knowledge import provenance
+
+        return provenance.grade_of(self.sources, citations)
+
     def all_approvals(self) -> list[ApprovalRow]:
         rows = []
         for d in self.drugs.values():
             routes = {p.id: p.route for p in d.products}
             for a in d.approvals:
-                rows.append(ApprovalRow(d.name, a.product, routes[a.product], a))
+                rows.append(ApprovalRow(d.name, a.product, routes[a.product], a, self.grade(a.sources)))
         return rows
+
+    def review(self, drug: str | None = None, regulator: str | None = None) -> list[dict[str, Any]]:
+        """What each drug × regulator rests on: grades, sections read, oldest check, partial labels, sign-offs."""
+        from jakinib.knowledge import provenance
+
+        return provenance.review(self, drug, regulator)
 
     def approvals(
         self,
@@ -236,6 +251,8 @@ class KnowledgeBase:
         return min(dates).isoformat() if dates else None
 
     def stats(self) -> dict[str, Any]:
+        from jakinib.knowledge import provenance
+
         cites = list(self._all_citations())
         return {
             "drugs": len(self.drugs),
@@ -252,6 +269,8 @@ class KnowledgeBase:
             "class_facts": len(self.class_facts),
             "review_date": self.review_date,
             "newest_source": max((x.as_of for x in self.sources.values()), default=date.min).isoformat(),
+            "grades": provenance.grade_counts(self),
+            "signoffs": len(self.signoffs),
         }
 
     def _all_citations(self) -> Iterable[tuple[str, str]]:
@@ -293,6 +312,13 @@ class KnowledgeBase:
             lo, hi = lab.plausible
             if not lo < hi:
                 raise KnowledgeError(f"labs.yaml: {lab.id}: field plausible: [{lo:g}, {hi:g}] is reversed or empty (low must be below high)")
+        for sid, src in self.sources.items():
+            for other in [*src.confirmed_by, *(x.source for x in src.disagrees_with)]:
+                if other not in self.sources:
+                    raise KnowledgeError(f"sources: {sid}: names unknown source {other!r}")
+        for i, so in enumerate(self.signoffs):
+            if so.drug not in self.drugs:
+                raise KnowledgeError(f"signoffs.yaml: signoffs record {i}: unknown drug {so.drug!r}")
         cytokines = {p.cytokine for p in self.pathways}
         for m in self.potency:
             if m.drug not in self.drugs or m.cytokine not in cytokines:
@@ -376,6 +402,7 @@ class _Snapshot(BaseModel):
     pathways: list[s.Pathway]
     potency: list[s.MeasuredPotency]
     rxnorm: list[s.RxNormConcept]
+    signoffs: list[s.SignOff] = []
 
 
 def cache_dir() -> Path:
@@ -512,6 +539,8 @@ def _build(data_dir: Path) -> KnowledgeBase:
     facts = sections("class_facts.yaml", {"facts": s.ClassFact})
     codes = sections("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
     pathways = sections("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
+    signoffs = (sections("signoffs.yaml", {"signoffs": s.SignOff}) if (data_dir / "signoffs.yaml").is_file()
+                else {"signoffs": []})
     kb = KnowledgeBase(
         drugs=drugs,
         sources=sources,
@@ -526,6 +555,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
         pathways=pathways["pathways"],
         potency=pathways["potency"],
         data_dir=data_dir,
+        signoffs=signoffs["signoffs"],
     )
     kb._index_names()
     kb.check()

@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Kinase = Literal["JAK1", "JAK2", "JAK3", "TYK2"]
-Regulator = Literal["FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada"]
-REGULATORS: tuple[str, ...] = ("FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada")
+Regulator = Literal["FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada", "NMPA"]
+REGULATORS: tuple[str, ...] = ("FDA", "EMA", "TGA", "PMDA", "MHRA", "Medsafe", "HealthCanada", "NMPA")
+Grade = Literal["primary", "transcription", "secondary"]
+GRADES: tuple[str, ...] = ("primary", "transcription", "secondary")  # best first
 KINASES: tuple[str, ...] = ("JAK1", "JAK2", "JAK3", "TYK2")
 Route = Literal["oral", "topical"]
 Status = Literal["contraindicated", "do-not-start", "avoid", "caution", "ok"]
@@ -49,11 +51,24 @@ def _partial_date(value: Any) -> str | None:
     return text
 
 
+class Disagreement(Model):
+    """Two copies of the same text that differ: which one the data follows, and why."""
+
+    source: Citation = Field(description="the other copy (a source id)")
+    followed: Citation = Field(description="the source id whose reading the data follows (this one or the other)")
+    note: str = Field(description="what differs and why that reading was followed")
+
+
 class Source(Model):
-    """One entry of the source registry: a label, a regulator's record, a paper, the seed."""
+    """One entry of the source registry: a label, a regulator's record, a paper, the seed.
+
+    ``grade`` says how the cited text was read: ``primary`` in the issuer's own document (the regulator's label or
+    record, the paper itself), ``transcription`` in a verbatim copy of it, ``secondary`` in a summary or news report.
+    """
 
     id: Citation
     kind: Literal["label", "regulator-record", "paper", "seed", "guideline", "web"]
+    grade: Grade = Field(description="primary | transcription | secondary: how the cited text was read")
     title: str
     regulator: Regulator | None = None
     product: str | None = None
@@ -62,6 +77,8 @@ class Source(Model):
     doi: str | None = None
     as_of: dt.date = Field(description="when jakinib last checked this source")
     note: str | None = Field(None, description="discrepancies or caveats found while checking")
+    confirmed_by: list[Citation] = Field(default_factory=list, description="independent copies read that agree with this one")
+    disagrees_with: list[Disagreement] = Field(default_factory=list, description="copies that differ, and which was followed")
 
     _date = field_validator("date", mode="before")(_partial_date)
 
@@ -71,6 +88,11 @@ class Source(Model):
             raise ValueError("a label source needs regulator, product and date")
         if self.kind == "paper" and not self.doi:
             raise ValueError("a paper source needs a doi")
+        if self.id in self.confirmed_by:
+            raise ValueError("confirmed_by names the source itself; name an independent copy")
+        for d in self.disagrees_with:
+            if d.followed not in (self.id, d.source):
+                raise ValueError(f"disagrees_with {d.source}: followed must be {self.id!r} or {d.source!r}")
         return self
 
 
@@ -513,6 +535,18 @@ class RxNormConcept(Model):
     product: Slug | None = None
     strength_mg: float | None = Field(None, gt=0)
     sources: Sources
+
+
+class SignOff(Model):
+    """A pharmacist's review of what one drug rests on under one regulator (``data/signoffs.yaml``)."""
+
+    reviewer: str = Field(min_length=1, description="name and role of the reviewer")
+    date: dt.date = Field(description="when the review was done")
+    drug: Slug
+    regulator: Regulator
+    scope: str = Field(min_length=1, description="what was checked, e.g. 'label 4.1-4.3 and every rule'")
+    sections: list[str] = Field(default_factory=list, description="label sections re-read, e.g. ['4.2', '4.3']")
+    note: str | None = None
 
 
 Predicate.model_rebuild()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jakinib.knowledge import provenance
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 
@@ -38,8 +39,8 @@ def product_json(drug: s.DrugFile, product: s.Product) -> dict[str, Any]:
 
 
 def drug_json(kb: KnowledgeBase, drug: s.DrugFile) -> dict[str, Any]:
-    """``jakinib drug NAME --json``."""
-    return {
+    """``jakinib drug NAME --json``; every fact carries its derived ``grade`` (and ``confirmed``) beside ``sources``."""
+    return provenance.annotate(kb, {
         "name": drug.name,
         "synonyms": list(drug.synonyms),
         "brands": sorted({b.name for p in drug.products for b in p.brands}),
@@ -57,7 +58,7 @@ def drug_json(kb: KnowledgeBase, drug: s.DrugFile) -> dict[str, Any]:
         "pk": [_dump(p) for p in drug.pk],
         "notes": [_dump(n) for n in drug.notes],
         "sources": list(drug.sources),
-    }
+    })
 
 
 def drug_summary(kb: KnowledgeBase, drug: s.DrugFile) -> dict[str, Any]:

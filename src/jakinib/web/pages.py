@@ -29,7 +29,10 @@ HERE = Path(__file__).parent
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True,
                   lstrip_blocks=True)
 REGION_NAMES = {"FDA": "United States (FDA)", "EMA": "European Union (EMA)", "TGA": "Australia (TGA)", "PMDA": "Japan (PMDA)",
-                "MHRA": "United Kingdom (MHRA)", "Medsafe": "New Zealand (Medsafe)", "HealthCanada": "Canada (Health Canada)"}
+                "MHRA": "United Kingdom (MHRA)", "Medsafe": "New Zealand (Medsafe)", "HealthCanada": "Canada (Health Canada)",
+                "NMPA": "China (NMPA)"}
+GRADE_TITLE = {"primary": "verification grade: read in the issuer's own document",
+               "transcription": "verification grade: read in a verbatim copy", "secondary": "verification grade: read in a summary or news report"}
 STATUS_LABEL = {"contraindicated": "Contraindicated", "do-not-start": "Do not start", "avoid": "Avoid", "caution": "Caution", "ok": "OK"}
 # Section headings of the seed article, in its order, with the class-fact topics each one shows.
 ARTICLE = [("Introduction", ["definition"]), ("Uses", ["uses"]), ("Mechanism and classification", ["mechanism", "classification"]),
@@ -53,7 +56,9 @@ class Citations:
         if not nums:
             return Markup("")
         links = ",".join(f'<a href="#ref-{n}">{n}</a>' for n in sorted(set(nums)))
-        return Markup(f'<sup class="cite">[{links}]</sup>')
+        grade = jakinib.load().grade(sources)
+        return Markup(f'<sup class="cite">[{links}]</sup><span class="grade grade-{grade}" '
+                      f'title="{GRADE_TITLE[grade]}">{grade}</span>')
 
     def references(self) -> list[Any]:
         kb = jakinib.load()
