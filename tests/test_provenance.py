@@ -196,3 +196,69 @@ def test_provenance_fields_are_documented():
         for name in model.model_fields:
             assert re.search(rf"\b{name}\b", doc), f"{model.__name__}.{name} is not documented"
     assert "`primary`" in doc and "`transcription`" in doc and "`secondary`" in doc
+
+
+# ---- coverage: PMDA and NMPA ----------------------------------------------------------------------------------
+def _dates(rows, indication, product=None):
+    return sorted(r["date"] or "" for r in rows if r["indication"] == indication and (product is None or r["product"] == product))
+
+
+def test_pmda_ruxolitinib_answers_with_sourced_records(cli, kb):
+    rows = cli("approvals", "--regulator", "PMDA", "--drug", "Jakavi", "--json").json()
+    assert rows and all(r["regulator"] == "PMDA" and r["drug"] == "ruxolitinib" and r["sources"] for r in rows)
+    assert _dates(rows, "myelofibrosis") == ["2014-07-04"]
+    assert _dates(rows, "polycythaemia-vera") == ["2015-09-24"]
+    assert _dates(rows, "graft-versus-host-disease", "ruxolitinib-oral") == ["2023-08-23", "2024-09-24"]
+    assert _dates(rows, "graft-versus-host-disease", "ruxolitinib-oral-solution") == ["2024-09-24"]
+    for r in rows:
+        assert all(c.partition("#")[0] in kb.sources for c in r["sources"])
+        assert r["grade"] in schema.GRADES
+
+
+def test_pmda_ruxolitinib_by_age(cli):
+    kids = cli("approvals", "--regulator", "PMDA", "--drug", "ruxolitinib", "--age", "8", "--json").json()
+    assert {r["indication"] for r in kids} == {"graft-versus-host-disease"}
+    assert {r["product"] for r in kids} == {"ruxolitinib-oral", "ruxolitinib-oral-solution"}
+
+
+def test_pmda_upadacitinib_covers_its_japanese_indications(cli):
+    rows = cli("approvals", "--regulator", "PMDA", "--drug", "upadacitinib", "--json").json()
+    assert {r["indication"] for r in rows} == {
+        "rheumatoid-arthritis", "psoriatic-arthritis", "ankylosing-spondylitis", "non-radiographic-axial-spondyloarthritis",
+        "atopic-dermatitis", "ulcerative-colitis", "crohns-disease"}
+    ad = next(r for r in rows if r["indication"] == "atopic-dermatitis")
+    assert ad["date"] == "2021-08" and ad["min_age_years"] == 12
+    assert "upadacitinib" not in {r["drug"] for r in cli("approvals", "--regulator", "PMDA", "--drug", "upadacitinib",
+                                                           "--indication", "AD", "--age", "11", "--json").json()}
+
+
+def test_nmpa_is_a_regulator_with_sourced_approvals(cli, kb):
+    assert "NMPA" in schema.REGULATORS and kb.regulator("China") == kb.regulator("nmpa") == "NMPA"
+    rows = cli("approvals", "--regulator", "NMPA", "--json").json()
+    assert {"tofacitinib", "upadacitinib", "abrocitinib", "ruxolitinib", "golidocitinib", "ivarmacitinib"} <= {r["drug"] for r in rows}
+    for r in rows:
+        assert r["regulator"] == "NMPA" and r["sources"]
+        assert all(c.partition("#")[0] in kb.sources for c in r["sources"])
+    tofa = next(r for r in rows if r["drug"] == "tofacitinib")
+    assert (tofa["indication"], tofa["date"]) == ("rheumatoid-arthritis", "2017-03")
+    table = cli("approvals", "--regulator", "china")
+    assert table.code == 0 and "NMPA" in table.out
+
+
+def test_drugs_first_approved_in_china(cli, kb):
+    for name, alias in (("ivarmacitinib", "SHR0302"), ("golidocitinib", "Gaoruizhe")):
+        d = kb.drug(alias)
+        assert d.name == name
+        assert [t.kinase for t in d.targets] == ["JAK1"] and all(t.sources for t in d.targets)
+        assert {a.regulator for a in d.approvals} == {"NMPA"}
+        assert all(t.ic50_nM is None for t in d.targets), "no enzyme IC50 was verified"
+    ptcl = cli("approvals", "--indication", "PTCL", "--json").json()
+    assert [(r["drug"], r["regulator"], r["date"]) for r in ptcl] == [("golidocitinib", "NMPA", "2024-06")]
+    summary = {r["name"]: r for r in cli("drugs", "--json").json()}
+    assert summary["golidocitinib"]["regulators"] == ["NMPA"] and len(summary) == len(kb.drugs) >= 16
+
+
+def test_nmpa_review_lists_what_it_rests_on(cli):
+    rows = cli("kb", "review", "--regulator", "NMPA", "--json").json()
+    assert {r["drug"] for r in rows} >= {"golidocitinib", "ivarmacitinib", "tofacitinib"}
+    assert all(r["grades"]["primary"] == 0 and r["secondary_only"] for r in rows), "NMPA records rest on secondary reports"

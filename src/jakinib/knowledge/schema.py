@@ -118,8 +118,8 @@ class Product(Model):
     id: Slug
     route: Route
     formulation: str
-    strengths: list[str] = Field(min_length=1)
-    brands: list[Brand] = Field(min_length=1)
+    strengths: list[str] = Field(default_factory=list, description="marketed strengths; empty when not verified")
+    brands: list[Brand] = Field(default_factory=list, description="brand names; empty when not verified")
     sources: Sources
 
 

@@ -26,7 +26,7 @@ def product_json(drug: s.DrugFile, product: s.Product) -> dict[str, Any]:
     fda = next((b for b in boxed if b["regulator"] == "FDA"), None)
     return {
         "id": product.id,
-        "name": product.brands[0].name,
+        "name": product.brands[0].name if product.brands else product.formulation,
         "brands": [_dump(b) for b in product.brands],
         "route": product.route,
         "formulation": product.formulation,
