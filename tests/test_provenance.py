@@ -235,7 +235,8 @@ def test_pmda_upadacitinib_covers_its_japanese_indications(cli):
 def test_nmpa_is_a_regulator_with_sourced_approvals(cli, kb):
     assert "NMPA" in schema.REGULATORS and kb.regulator("China") == kb.regulator("nmpa") == "NMPA"
     rows = cli("approvals", "--regulator", "NMPA", "--json").json()
-    assert {"tofacitinib", "upadacitinib", "abrocitinib", "ruxolitinib", "golidocitinib", "ivarmacitinib"} <= {r["drug"] for r in rows}
+    assert {"tofacitinib", "upadacitinib", "abrocitinib", "ruxolitinib", "ritlecitinib", "deucravacitinib", "golidocitinib",
+            "ivarmacitinib"} <= {r["drug"] for r in rows}
     for r in rows:
         assert r["regulator"] == "NMPA" and r["sources"]
         assert all(c.partition("#")[0] in kb.sources for c in r["sources"])
