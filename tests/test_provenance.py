@@ -263,3 +263,15 @@ def test_nmpa_review_lists_what_it_rests_on(cli):
     rows = cli("kb", "review", "--regulator", "NMPA", "--json").json()
     assert {r["drug"] for r in rows} >= {"golidocitinib", "ivarmacitinib", "tofacitinib"}
     assert all(r["grades"]["primary"] == 0 and r["secondary_only"] for r in rows), "NMPA records rest on secondary reports"
+
+
+def test_signoffs_survive_the_cache(data_copy, tmp_path, monkeypatch):
+    from jakinib.knowledge import base
+
+    monkeypatch.setenv("JAKINIB_CACHE_DIR", str(tmp_path / "cache"))
+    (data_copy / "signoffs.yaml").write_text(yaml.safe_dump({"signoffs": [SIGNOFF]}))
+    first = base.build(data_copy)
+    assert base.cache_file(data_copy).is_file()
+    again = base.build(data_copy)  # read back from the cache file
+    assert [so.reviewer for so in again.signoffs] == [so.reviewer for so in first.signoffs] == [SIGNOFF["reviewer"]]
+    assert again.sources["rinvoq-fda-pjia-2024"].disagrees_with == first.sources["rinvoq-fda-pjia-2024"].disagrees_with
