@@ -200,7 +200,7 @@ BAD_INPUT = {
     "kb-reversed-range": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
         d / "labs.yaml", "plausible: [2, 25]", "plausible: [25, 2]"))], None, "field plausible: [25, 2] is reversed"),
     "kb-impossible-date": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
-        d / "sources" / "seed.yaml", "as_of: 2026-11-25", "as_of: 2022-13-45"))], None, "seed.yaml:6: invalid YAML: '2022-13-45' is not a valid date"),
+        d / "sources" / "seed.yaml", "as_of: 2026-11-25", "as_of: 2022-13-45"))], None, "seed.yaml:7: invalid YAML: '2022-13-45' is not a valid date"),
     "kb-duplicate-key": (lambda t: ["kb", "validate", "--data-dir", _data_dir(t, lambda d: _break(
         d / "labs.yaml", "plausible: [2, 25]", "plausible: [2, 25]\n    plausible: [0, 100]"))], None, "invalid YAML: duplicate key 'plausible'"),
 }
