@@ -170,12 +170,15 @@ def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.
 def check(
     patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
     drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
-    regulator: Annotated[str, typer.Option(help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = "FDA",
+    regulator: Annotated[str | None, typer.Option(
+        help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA
+        (or $JAKINIB_REGULATOR); default FDA.")] = None,
     indication: Annotated[str | None, typer.Option(help="Indication (overrides the patient's).")] = None,
     today: Annotated[str | None, typer.Option(help="Date to count monitoring from (YYYY-MM-DD); default today.")] = None,
+    details: Annotated[bool, typer.Option("--details", help="Every finding, screening and monitoring per drug.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Can this patient start these JAK inhibitors here? Status, findings, dose, screening, monitoring."""
+    """Can this patient start these JAK inhibitors here? A summary per drug first; --details for the findings."""
     import datetime as dt
 
     import jakinib
@@ -189,10 +192,79 @@ def check(
             raise JakinibError(f"--today {today!r} is not a date (YYYY-MM-DD)") from None
         except JakinibError as exc:
             raise JakinibError(f"--today: {exc}") from None
+    regulator, regulator_from = _chosen_regulator(regulator)
     report = jakinib.check(patient, drugs=drug or None, regulator=regulator, indication=indication, today=day)
     if as_json:
         return _emit_json(report.to_json())
-    _print_report(report)
+    _print_summary(report, regulator_from)
+    if details or len(report.assessments) == 1:
+        _print_report(report)
+    else:
+        _console().print("[dim]Every finding, screening and monitoring per drug: add --details "
+                         "(or --drug NAME for one drug).[/dim]")
+
+
+REGULATOR_ENV = "JAKINIB_REGULATOR"
+
+
+def _chosen_regulator(option: str | None) -> tuple[str, str]:
+    """The regulator slug and where it came from: --regulator, $JAKINIB_REGULATOR, or the default (FDA)."""
+    import os
+
+    if option:
+        return _kb().regulator(option), "--regulator"
+    env = os.environ.get(REGULATOR_ENV, "").strip()
+    if env:
+        try:
+            return _kb().regulator(env), f"${REGULATOR_ENV}"
+        except JakinibError as exc:
+            raise JakinibError(f"{REGULATOR_ENV}={env!r}: {exc}") from None
+    return "FDA", f"default; set --regulator or ${REGULATOR_ENV}"
+
+
+def _shorten(text: str, width: int = 90) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:(—-")
+    return cut + "…"
+
+
+def _deciding_reason(assessment: Any) -> str:
+    """The message of the worst finding (the one that sets the status), or a plain word when nothing was found."""
+    worst_first = [f for f in assessment.findings if f.severity == assessment.status]
+    return _shorten(worst_first[0].message) if worst_first else "no finding against starting"
+
+
+def _product_brand(product_id: str, regulator: str) -> str:
+    """The brand a product is marketed as under ``regulator`` (its first brand when none is tied to it)."""
+    try:
+        _, product = _kb().product(product_id)
+    except JakinibError:
+        return product_id
+    here = [b.name for b in product.brands if regulator in b.regulators]
+    return (here or [b.name for b in product.brands] or ["no brand recorded"])[0]
+
+
+def _print_summary(report: Any, regulator_from: str) -> None:
+    """One row per drug, worst status first: drug (brand), status, dose, the one reason that decides it."""
+    from rich.table import Table
+
+    from jakinib.knowledge.schema import STATUS_ORDER
+
+    con = _console()
+    con.print(f"[bold]Regulator: {report.regulator}[/bold] ({regulator_from}) · indication: "
+              f"{report.indication or 'not given'} · today: {report.today}", highlight=False)
+    table = Table(show_lines=False)
+    for c in ("drug (brand)", "status", "dose", "deciding reason"):
+        table.add_column(c, overflow="fold")
+    ordered = sorted(report.assessments, key=lambda a: (STATUS_ORDER.index(a.status), a.drug))
+    for a in ordered:
+        dose = "—" if a.dose is None else (("withheld: " if a.dose.withheld else "") + _shorten(a.dose.text, 40))
+        table.add_row(f"{a.drug} ({_product_brand(a.product, report.regulator)})",
+                      f"[{STATUS_STYLE[a.status]}]{a.status}[/]", dose, _deciding_reason(a))
+    con.print(table)
 
 
 STATUS_STYLE = {"contraindicated": "bold white on red", "do-not-start": "bold red", "avoid": "bold yellow",
@@ -201,8 +273,6 @@ STATUS_STYLE = {"contraindicated": "bold white on red", "do-not-start": "bold re
 
 def _print_report(report: Any) -> None:
     con = _console()
-    con.print(f"[bold]Assessment[/bold] under {report.regulator} labels, indication: {report.indication or 'not given'}, "
-              f"today: {report.today}")
     for a in report.assessments:
         con.print()
         con.print(f"[bold]{a.drug}[/bold] ({a.product}, {a.route}): [{STATUS_STYLE[a.status]}]{a.status}[/]")
