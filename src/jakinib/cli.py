@@ -171,8 +171,8 @@ def check(
     patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
     drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
     regulator: Annotated[str | None, typer.Option(
-        help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA
-        (or $JAKINIB_REGULATOR); default FDA.")] = None,
+        help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA "
+             "(or $JAKINIB_REGULATOR); default FDA.")] = None,
     indication: Annotated[str | None, typer.Option(help="Indication (overrides the patient's).")] = None,
     today: Annotated[str | None, typer.Option(help="Date to count monitoring from (YYYY-MM-DD); default today.")] = None,
     details: Annotated[bool, typer.Option("--details", help="Every finding, screening and monitoring per drug.")] = False,
