@@ -54,3 +54,27 @@ def test_regulator_from_environment_and_bad_value_is_one_line(cli):
     bad = cli("check", PATIENT, env={"JAKINIB_REGULATOR": "NOPE"})
     assert bad.code == 2 and "JAKINIB_REGULATOR" in bad.err and len(bad.err.strip().splitlines()) == 1
     assert "Traceback" not in bad.err
+
+
+def test_version(cli):
+    from importlib.metadata import version
+
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip() == f"jakinib {version('jakinib')}"
+
+
+def test_sex_one_letter_codes_accepted(cli, tmp_path):
+    import json
+
+    for code, sex in (("F", "female"), ("m", "male")):
+        p = tmp_path / f"{code}.json"
+        p.write_text(json.dumps({"age": 40, "sex": code, "indication": "atopic-dermatitis"}))
+        r = cli("check", str(p), "--drug", "upadacitinib", "--json")
+        assert r.code == 0, r.err
+        same = tmp_path / f"{sex}.json"
+        same.write_text(json.dumps({"age": 40, "sex": sex, "indication": "atopic-dermatitis"}))
+        assert r.json() == cli("check", str(same), "--drug", "upadacitinib", "--json").json()
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"age": 40, "sex": "X"}))
+    r = cli("check", str(bad), "--json")
+    assert r.code == 2 and "sex" in r.err

@@ -22,6 +22,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"jakinib {version('jakinib')}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """jakinib: the cited reference system for JAK inhibitors."""
+
+
 kb_app = typer.Typer(help="Validate and describe the knowledge base.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 

@@ -168,7 +168,10 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
         if not 20 <= out["height_cm"] <= 280:
             raise _err("height_cm", f"{out['height_cm']:g} cm is implausible")
     if raw.get("sex") is not None:
-        out["sex"] = _choice(raw["sex"], f.CHOICE["sex"], "sex")
+        sex = raw["sex"]
+        if isinstance(sex, str) and sex.strip().upper() in ("F", "M"):  # the common one-letter codes
+            sex = {"F": "female", "M": "male"}[sex.strip().upper()]
+        out["sex"] = _choice(sex, f.CHOICE["sex"], "sex")
     if raw.get("smoking") is not None:
         out["smoking"] = _choice(raw["smoking"], f.CHOICE["smoking"], "smoking")
     for key in f.BOOLEAN:
