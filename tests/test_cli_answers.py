@@ -78,3 +78,11 @@ def test_sex_one_letter_codes_accepted(cli, tmp_path):
     bad.write_text(json.dumps({"age": 40, "sex": "X"}))
     r = cli("check", str(bad), "--json")
     assert r.code == 2 and "sex" in r.err
+
+
+def test_feedback_without_data_is_a_sentence(cli, tmp_path):
+    env = {"JAKINIB_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}"}
+    r = cli("feedback", env=env)
+    assert r.code == 0, r.err
+    assert r.out.startswith("No CDS Hooks feedback recorded yet") and "┏" not in r.out
+    assert cli("feedback", "--json", env=env).json() == []

@@ -549,6 +549,9 @@ def feedback(
         rows = Store(settings.database_url).summary()
     if as_json:
         return _emit_json(rows)
+    if not rows:
+        return _console().print("No CDS Hooks feedback recorded yet: an EHR sends it to /cds-services/{id}/feedback "
+                                "after a card is accepted or overridden.", highlight=False)
     _table("CDS Hooks feedback", ["card", "drug", "accepted", "overridden", "override reasons"],
            [[r["indicator"], r["drug"], r["accepted"], r["overridden"],
              "; ".join(f"{k}: {v}" for k, v in r["override_reasons"].items())] for r in rows])
