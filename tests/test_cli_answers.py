@@ -86,3 +86,12 @@ def test_feedback_without_data_is_a_sentence(cli, tmp_path):
     assert r.code == 0, r.err
     assert r.out.startswith("No CDS Hooks feedback recorded yet") and "┏" not in r.out
     assert cli("feedback", "--json", env=env).json() == []
+
+
+def test_creatinine_in_umol_per_litre_gets_a_unit_suggestion(cli, tmp_path):
+    import json
+
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"age": 50, "labs": {"creatinine": 90}}))
+    r = cli("check", str(p))
+    assert r.code == 2 and "µmol/L" in r.err and "1.02 mg/dL" in r.err and len(r.err.strip().splitlines()) == 1

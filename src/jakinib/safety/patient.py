@@ -113,18 +113,18 @@ def _lab(kb: KnowledgeBase, name: str, raw: Any) -> float:
     if lab_def is not None:
         lo, hi = lab_def.plausible
         if not lo <= value <= hi:
-            hint = _unit_hint(value, canonical, lo, hi)
+            hint = _unit_hint(value, canonical, lo, hi, f.MOLAR_MASS_G_MOL.get(key))
             raise _err(path, f"{written} is implausible (plausible {lo:g}-{hi:g} {canonical}){hint}")
     elif value < 0:
         raise _err(path, f"{written} is negative")
     return value
 
 
-def _unit_hint(value: float, canonical: str, lo: float, hi: float) -> str:
-    for written in units.candidates(canonical):
-        converted = units.convert(value, written, canonical)
+def _unit_hint(value: float, canonical: str, lo: float, hi: float, molar_mass_g_mol: float | None = None) -> str:
+    for written in units.candidates(canonical, molar_mass_g_mol):
+        converted = units.convert(value, written, canonical, molar_mass_g_mol)
         if lo <= converted <= hi and written != canonical:
-            return f"; did you mean {value:g} {written} (= {converted:g} {canonical})? Give the unit: {{\"value\": {value:g}, \"unit\": \"{written}\"}}"
+            return f"; did you mean {value:g} {written} (= {converted:.3g} {canonical})? Give the unit: {{\"value\": {value:g}, \"unit\": \"{written}\"}}"
     return "; check the value and give its unit"
 
 

@@ -74,12 +74,12 @@ def factor(expression: str, to: str, molar_mass_g_mol: float | None = None) -> f
         raise PatientError(f"unit {expression!r} cannot be converted to {to}") from None
 
 
-def candidates(lab_unit: str) -> list[str]:
-    """Written units that convert to ``lab_unit`` (for 'did you mean' hints)."""
+def candidates(lab_unit: str, molar_mass_g_mol: float | None = None) -> list[str]:
+    """Written units that convert to ``lab_unit`` (for 'did you mean' hints; molar ones with a molar mass)."""
     seen, out = set(), []
-    for written in ("g/L", "g/dL", "cells/mm3", "10^9/L", "mL/min", "U/L", "mg/dL"):
+    for written in ("g/L", "g/dL", "cells/mm3", "10^9/L", "mL/min", "U/L", "mg/dL", "µmol/L"):
         try:
-            convert(1.0, written, lab_unit)
+            convert(1.0, written, lab_unit, molar_mass_g_mol)
         except PatientError:
             continue
         if written not in seen:
