@@ -77,7 +77,7 @@ def test_lenient_bundle_without_type_and_with_unknown_resources():
         {"resource": {"resourceType": "Condition", "verificationStatus": {"coding": [{"code": "refuted"}]},
                       "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84114007"}]}}},
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "731-0"}]},
-                      "valueQuantity": {"value": 450, "unit": "cells/uL"}}},
+                      "valueQuantity": {"value": 450, "unit": "cells/uL"}, "effectiveDateTime": "2026-11-01"}},
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "71773-6"}]},
                       "interpretation": [{"coding": [{"code": "NEG"}]}], "effectiveDateTime": "2026-01-02"}},
     ]}
@@ -89,12 +89,14 @@ def test_lenient_bundle_without_type_and_with_unknown_resources():
     assert any("Procedure" in u for u in p.unmapped) and any("mystery syndrome" in u for u in p.unmapped)
 
 
-def test_latest_observation_wins():
+def test_latest_observation_wins_by_instant_not_by_string():
+    """Issue 10: 'latest' compared date strings; 23:30 at UTC-5 is later than 01:00 UTC the next day."""
     obs = [{"resourceType": "Observation", "status": "final", "effectiveDateTime": d,
             "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
-            "valueQuantity": {"value": v, "unit": "10*9/L"}} for d, v in (("2026-01-01", 80), ("2026-06-01", 210), ("2025-01-01", 50))]
+            "valueQuantity": {"value": v, "unit": "10*9/L"}} for d, v in (
+                ("2026-11-01T23:30:00-05:00", 80), ("2026-11-02T01:00:00+00:00", 210), ("2026-10-01", 50))]
     p = fhir.patient_from_bundle({"resourceType": "Bundle", "entry": [{"resource": r} for r in obs]}, KB, TODAY)
-    assert p.labs["platelets"] == 210
+    assert p.labs["platelets"] == 80
 
 
 @pytest.mark.parametrize("payload, fragment", [
@@ -104,7 +106,8 @@ def test_latest_observation_wins():
     ({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "code": {"coding": [
         {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 12}}}]}, "without a unit"),
     ({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "code": {"coding": [
-        {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 125, "unit": "g/dL"}}}]}, "implausible"),
+        {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 125, "unit": "g/dL"},
+        "effectiveDateTime": dt.date.today().isoformat()}}]}, "implausible"),
     ({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}, {"resource": {"resourceType": "Patient"}}]},
      "more than one Patient"),
 ])

@@ -225,3 +225,57 @@ def medication_label(codings: list[Coding], text: str | None) -> str:
 def ingredient_names(text: str) -> list[str]:
     """Lower-case ingredient names parsed from an RxNorm-style name (for reports on unknown medicines)."""
     return parse_name(text)[0]
+
+
+# ---- conditions ----------------------------------------------------------------------------------
+
+_COND_INDEXES: dict[int, tuple[KnowledgeBase, dict[tuple[str, str], str], dict[str, str]]] = {}
+
+
+def _icd10_key(code: str) -> str:
+    """ICD-10 / ICD-10-CM with or without the dot: 'I639' -> 'I63.9', 'i63.9' -> 'I63.9'."""
+    text = code.strip().upper().replace(" ", "")
+    if "." not in text and len(text) > 3:
+        text = text[:3] + "." + text[3:]
+    return text
+
+
+def _condition_index(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    cached = _COND_INDEXES.get(id(kb))
+    if cached is not None and cached[0] is kb:
+        return cached[1], cached[2]
+    codes: dict[tuple[str, str], str] = {}
+    names: dict[str, str] = {}
+    for t in kb.conditions.values():
+        for c in t.snomed:
+            codes.setdefault(("snomed", c), t.id)
+        for c in t.icd10:
+            codes.setdefault(("icd10", _icd10_key(c)), t.id)
+        for k in [t.id, t.label, *t.synonyms]:
+            names.setdefault(_norm(k), t.id)
+    _COND_INDEXES[id(kb)] = (kb, codes, names)
+    return codes, names
+
+
+def resolve_condition(kb: KnowledgeBase, codings: list[Coding]) -> tuple[str, Literal["code", "text"]] | None:
+    """Codings of a Condition (``(system, code, display)``; ``("text", text, text)`` for its text) -> (slug, how).
+
+    SNOMED CT concepts match the slug's value set (the concept and the descendants listed); ICD-10 / ICD-10-CM
+    match with or without the dot, then by their 3-character category (I63.9 -> I63). Failing a code, the
+    display or text must equal a slug's label or synonym (no partial or fuzzy match).
+    """
+    codes, names = _condition_index(kb)
+    for system, code, _ in codings:
+        slug_system = system_slug(system) if system != "text" else "text"
+        if slug_system == "snomed" and (hit := codes.get(("snomed", str(code).strip()))):
+            return hit, "code"
+        if slug_system == "icd10":
+            key = _icd10_key(str(code))
+            for candidate in (key, key.split(".")[0]):
+                if hit := codes.get(("icd10", candidate)):
+                    return hit, "code"
+    for system, code, display in codings:
+        for text in (display, code if system == "text" else None):
+            if text and (hit := names.get(_norm(text))):
+                return hit, "text"
+    return None

@@ -357,7 +357,8 @@ class KnowledgeBase:
                 if p.has is not None:
                     if kind != "list":
                         raise KnowledgeError(f"rule {rule.id}: 'has' needs a list field, not {p.field!r}")
-                    vocab = {"conditions": self.conditions, "medication_classes": f.INTERACTION_CLASSES}.get(p.field)
+                    vocab = {"conditions": self.conditions, "history": self.conditions, "allergies": self.drugs,
+                             "medication_classes": f.INTERACTION_CLASSES}.get(p.field)
                     if vocab is not None and p.has not in vocab:
                         raise KnowledgeError(f"rule {rule.id}: {p.field} has unknown value {p.has!r}")
                 if p.op is not None and kind != "number" and p.op not in ("==", "!="):

@@ -3,7 +3,7 @@ the rule validator, the patient model and the cohort compiler)."""
 
 from __future__ import annotations
 
-NUMERIC = {"age": "years", "weight_kg": "kg"}
+NUMERIC = {"age": "years", "weight_kg": "kg", "height_cm": "cm"}
 LAB_UNITS = {
     "anc": "10^9/L",
     "alc": "10^9/L",
@@ -24,7 +24,10 @@ CHOICE = {
     "smoking": ("never", "former", "former-long-time", "current"),
     "indication": (),  # any indication slug
 }
-LISTS = ("conditions", "medication_classes", "vaccines_planned")
+# conditions = current (active) conditions; history = past ones (resolved, inactive, in remission): a rule about
+# "current or past" malignancy reads {any: [{field: conditions, has: malignancy}, {field: history, has: malignancy}]}.
+# allergies = JAK inhibitor slugs with an active, confirmed AllergyIntolerance.
+LISTS = ("conditions", "history", "allergies", "medication_classes", "vaccines_planned")
 ENZYMES = ("CYP2C19", "CYP2C9")
 METABOLIZER = ("poor", "intermediate", "normal", "rapid", "ultrarapid")
 SCREENING_RESULTS = ("negative", "positive", "indeterminate", "not-done", "done")
@@ -51,7 +54,9 @@ INTERACTION_CLASSES = (
     "biologic-dmard",
     "potent-immunosuppressant",
 )
-SCREENING_TESTS = ("tuberculosis", "hepatitis-b", "hepatitis-c", "zoster-vaccine", "hiv", "pregnancy-test")
+# Every label screening item's test is one of these (tests/test_fhir.py holds it), so each can be reported done.
+SCREENING_TESTS = ("tuberculosis", "hepatitis-b", "hepatitis-c", "zoster-vaccine", "hiv", "pregnancy-test",
+                   "complete-blood-count", "hepatic-panel", "coagulation", "ecg", "thiamine")
 
 
 def kind_of(field: str) -> str | None:

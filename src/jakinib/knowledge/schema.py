@@ -472,6 +472,7 @@ class LabDef(Model):
     unit: str
     plausible: tuple[float, float]
     loinc: list[str] = Field(default_factory=list)
+    max_age_days: int | None = Field(None, gt=0, description="a FHIR result older than this is stale: reported, not used")
     sources: list[Citation] = Field(default_factory=list)
 
 

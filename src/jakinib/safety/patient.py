@@ -13,6 +13,7 @@ from jakinib.errors import JakinibError, PatientError
 from jakinib.knowledge import fields as f
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety import renal, units
+from jakinib.safety.predicates import Censored
 from jakinib.safety.renal import cockcroft_gault  # noqa: F401  (kept importable from here; defined in renal.py)
 
 Result = Literal["negative", "positive", "indeterminate", "not-done", "done"]
@@ -44,8 +45,12 @@ class Patient(BaseModel):
     breastfeeding: bool | None = None
     smoking: Literal["never", "former", "former-long-time", "current"] | None = None
     indication: str | None = None
-    conditions: tuple[str, ...] = ()
+    conditions: tuple[str, ...] = Field((), description="current (active) conditions")
+    history: tuple[str, ...] = Field((), description="past (resolved, inactive, in remission) conditions")
+    allergies: tuple[str, ...] = Field((), description="JAK inhibitors with an active, confirmed allergy or intolerance")
     labs: dict[str, float] = Field(default_factory=dict, description="canonical units (fields.LAB_UNITS)")
+    lab_comparators: dict[str, str] = Field(default_factory=dict, description="lab -> '<', '<=', '>', '>=' when reported as e.g. '<0.5'")
+    lab_notes: dict[str, str] = Field(default_factory=dict, description="lab -> why a reported value was not used (stale, unreadable unit)")
     medications: tuple[str, ...] = ()
     medication_classes: tuple[str, ...] = ()
     unmapped_medications: tuple[str, ...] = ()
@@ -60,11 +65,13 @@ class Patient(BaseModel):
         out: dict[str, Any] = {
             "age": self.age, "sex": self.sex, "weight_kg": self.weight_kg, "pregnant": self.pregnant,
             "breastfeeding": self.breastfeeding, "smoking": self.smoking, "indication": self.indication,
-            "conditions": self.conditions, "medication_classes": self.medication_classes,
-            "vaccines_planned": self.vaccines_planned,
+            "conditions": self.conditions, "history": self.history, "allergies": self.allergies,
+            "medication_classes": self.medication_classes, "vaccines_planned": self.vaccines_planned,
+            "height_cm": self.height_cm,
         }
         for lab, value in self.labs.items():
-            out[f"labs.{lab}"] = value
+            cmp = self.lab_comparators.get(lab)
+            out[f"labs.{lab}"] = Censored(cmp, value) if cmp else value
         for enzyme, status in self.metabolizer.items():
             out[f"metabolizer.{enzyme}"] = status
         for test, scr in self.screening.items():
@@ -120,6 +127,13 @@ def _lab(kb: KnowledgeBase, name: str, raw: Any) -> float:
     return value
 
 
+def _comparator(name: str, raw: dict[str, Any]) -> str:
+    cmp = raw.get("comparator")
+    if cmp not in COMPARATORS:
+        raise _err(f"labs.{name}.comparator", f"{cmp!r} is not one of {', '.join(COMPARATORS)}")
+    return str(cmp)
+
+
 def _unit_hint(value: float, canonical: str, lo: float, hi: float, molar_mass_g_mol: float | None = None) -> str:
     for written in units.candidates(canonical, molar_mass_g_mol):
         converted = units.convert(value, written, canonical, molar_mass_g_mol)
@@ -144,7 +158,12 @@ def _screening(name: str, raw: Any) -> Screening:
 
 
 KNOWN_KEYS = {"age", "sex", "weight_kg", "height_cm", "pregnant", "breastfeeding", "smoking", "indication", "conditions",
-              "labs", "medications", "metabolizer", "vaccines_planned", "screening", "id", "name"}
+              "history", "allergies", "labs", "medications", "metabolizer", "vaccines_planned", "screening", "id", "name"}
+COMPARATORS = ("<", "<=", ">", ">=")
+# Pregnancy and breastfeeding are asked of females aged 10-55 (the labels' "females of reproductive potential"
+# given as an age window: jakinib's documented conservative choice, wide at both ends). Outside it (or for males)
+# they default to false and the report says so.
+REPRODUCTIVE_AGE = (10, 55)
 
 
 def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
@@ -179,20 +198,36 @@ def parse_patient(raw: Any, kb: KnowledgeBase) -> Patient:
             if not isinstance(raw[key], bool):
                 raise _err(key, f"expected true or false, got {raw[key]!r}")
             out[key] = raw[key]
-    if out.get("sex") == "male":
-        out.setdefault("pregnant", False)
-        out.setdefault("breastfeeding", False)
+    derived: list[str] = []
+    assumed: list[str] = []
+    lo, hi = REPRODUCTIVE_AGE
+    outside = out.get("sex") == "female" and out.get("age") is not None and not lo <= out["age"] <= hi
+    if out.get("sex") == "male" or outside:
+        assumed = [key for key in f.BOOLEAN if key not in out]
+        out.update({key: False for key in assumed})
     try:
         if raw.get("indication"):
             out["indication"] = kb.indication(str(raw["indication"])).id
         out["conditions"] = tuple(dict.fromkeys(kb.condition(str(c)).id for c in _list(raw, "conditions")))
+        out["history"] = tuple(dict.fromkeys(kb.condition(str(c)).id for c in _list(raw, "history")))
+        out["allergies"] = tuple(dict.fromkeys(kb.drug(str(d)).name for d in _list(raw, "allergies")))
     except JakinibError as exc:
         raise PatientError(f"patient: {exc}") from None
     labs = raw.get("labs") or {}
     if not isinstance(labs, dict):
         raise _err("labs", "expected an object of lab: value")
     out["labs"] = {k.lower(): _lab(kb, k, v) for k, v in labs.items() if v is not None}
-    out["labs"], derived = renal.derive_labs(out.get("age"), out.get("sex"), out.get("weight_kg"), out.get("height_cm"), out["labs"])
+    out["lab_comparators"] = {k.lower(): _comparator(k, v) for k, v in labs.items()
+                              if isinstance(v, dict) and v.get("comparator") not in (None, "=")}
+    given = set(out["labs"])
+    out["labs"], derived_labs = renal.derive_labs(out.get("age"), out.get("sex"), out.get("weight_kg"), out.get("height_cm"), out["labs"])
+    derived.extend(derived_labs)
+    if "creatinine" in out["lab_comparators"]:  # a censored creatinine censors what is derived from it, the other way
+        flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[out["lab_comparators"]["creatinine"]]
+        out["lab_comparators"].update({k: flipped for k in ("crcl", "egfr") if k in out["labs"] and k not in given})
+    if outside and assumed:
+        derived.append(f"{' and '.join(assumed)} = false assumed: female aged {out['age']:g}, outside the {lo}-{hi} years in "
+                       "which jakinib asks about pregnancy and breastfeeding")
     out["derived"] = tuple(derived)
     meds, classes, unmapped = [], [], []
     for m in _list(raw, "medications"):

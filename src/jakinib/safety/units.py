@@ -2,6 +2,11 @@
 
 Counts are treated as dimensionless (``cells/mm3`` = ``1/mm**3``), so 500 cells/mm3 is
 0.5 x 10^9/L. An unknown unit, or one of the wrong dimension for the lab, is an error.
+
+Written forms are normalised before lookup: spaces removed, the Greek mu (U+03BC) and the micro sign
+(U+00B5) read as ``u``, superscripts ``³ ²`` as ``3 2``, ``×`` as ``x``. UCUM is case-sensitive where it
+matters: ``G/L`` is giga per litre (a count, 10^9/L) while ``g/L`` is grams per litre, so an exact-case
+table is consulted before the case-insensitive one.
 """
 
 from __future__ import annotations
@@ -12,8 +17,17 @@ from typing import Any
 
 from jakinib.errors import PatientError
 
-# Written forms -> pint expressions. Keys are lower-cased with spaces removed.
+# Exact-case written forms (after normalise_text) whose meaning depends on case (UCUM G = giga, g = gram).
+CASE_SENSITIVE: dict[str, str] = {"G/L": "1e9/L", "T/L": "1e12/L"}
+# Written forms -> pint expressions. Keys are lower-cased with spaces removed. Real-world spellings seen in
+# EHR feeds are included (x10E3/uL, K/uL, Thousand/uL, 10^3/uL, 10*3/uL = the same 10^9/L for counts).
 ALIASES: dict[str, str] = {
+    "x10e3/ul": "1e3/uL", "10e3/ul": "1e3/uL", "x10e9/l": "1e9/L", "thousand/ul": "1e3/uL", "k/mm3": "1e3/mm**3",
+    "thou/ul": "1e3/uL", "10^3/µl": "1e3/uL", "x10(3)/ul": "1e3/uL", "10(3)/ul": "1e3/uL", "x10(9)/l": "1e9/L",
+    "10(9)/l": "1e9/L", "10*3/l": "1e3/L", "10*6/ul": "1e6/uL", "x10*3/ul(cells)": "1e3/uL",
+    "ml/min/{1.73m2}": "mL/min", "ml/min/1.73sqm": "mL/min", "ml/min/1.73m*2": "mL/min", "ml/min/1.73_m2": "mL/min",
+    "ml/min/bsa": "mL/min", "kg": "kg", "[lb_av]": "lb", "lb": "lb", "lbs": "lb", "g": "g",
+    "cm": "cm", "m": "m", "[in_i]": "inch", "in": "inch", "%": "percent", "percent": "percent",
     "10^9/l": "1e9/L", "10*9/l": "1e9/L", "x10^9/l": "1e9/L", "x10*9/l": "1e9/L", "10e9/l": "1e9/L",
     "giga/l": "1e9/L", "g/l(cells)": "1e9/L",
     "10^3/ul": "1e3/uL", "10*3/ul": "1e3/uL", "x10^3/ul": "1e3/uL", "k/ul": "1e3/uL", "10^3/mm3": "1e3/mm**3",
@@ -28,8 +42,7 @@ ALIASES: dict[str, str] = {
 CANONICAL: dict[str, str] = {
     "10^9/L": "1e9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min", "mL/min": "mL/min", "U/L": "U_per_L",
     "umol/L": "umol/L",
-    "mg/dL": "mg/dL",
-    "mg/L": "mg/L",
+    "mg/dL": "mg/dL", "mg/L": "mg/L", "kg": "kg", "cm": "cm", "%": "percent",
 }
 
 
@@ -42,9 +55,18 @@ def _ureg() -> Any:
     return ureg
 
 
+def normalise_text(unit: str) -> str:
+    """Spaces out, micro signs to 'u', superscripts to digits (case kept)."""
+    return (re.sub(r"\s+", "", unit).replace("\u03bc", "u").replace("\u00b5", "u").replace("³", "3")
+            .replace("²", "2").replace("×", "x").replace("⁹", "9").replace("⁶", "6"))
+
+
 def normalise(unit: str) -> str:
     """The pint expression for a written unit, or raise PatientError."""
-    key = re.sub(r"\s+", "", unit).lower().replace("³", "3").replace("×", "x")
+    exact = normalise_text(unit)
+    if exact in CASE_SENSITIVE:
+        return CASE_SENSITIVE[exact]
+    key = exact.lower()
     if key in ALIASES:
         return ALIASES[key]
     raise PatientError(f"unknown unit {unit!r}")
