@@ -412,9 +412,10 @@ def _newer(latest: dict[str, dt.datetime | None], key: str, when: dt.datetime | 
 def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, str], out: FhirRead,
                  labs: _Labs, latest: dict[str, dt.datetime | None]) -> None:
     status = r.get("status")
+    if status is not None and not isinstance(status, str):
+        out.unmapped.append(f"Observation {_label(r.get('code'))} (status not understood: not used)")
+        return
     if status is not None and status not in OBS_OK:
-        if not isinstance(status, str):
-            out.unmapped.append(f"Observation {_label(r.get('code'))} (status not understood: not used)")
         return
     when = _when(r)
     label = _label(r.get("code"))
@@ -523,7 +524,7 @@ def _choose_labs(kb: KnowledgeBase, labs: _Labs, out: FhirRead, today: dt.date) 
 
 def _medication(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead, meds_by_ref: dict[str, dict[str, Any]]) -> None:
     status = r.get("status")
-    if status is not None and status not in MED_ACTIVE:
+    if status is not None and (not isinstance(status, str) or status not in MED_ACTIVE):
         return
     concept = medication_concept(r, meds_by_ref)
     codings = [c for c in _codings({"coding": concept.get("coding")}) if c[0] != "text"] if concept else []
@@ -570,7 +571,7 @@ def medication_concept(r: dict[str, Any], meds_by_ref: dict[str, dict[str, Any]]
 
 
 def _immunization(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead) -> None:
-    if r.get("status") and r["status"] != "completed":
+    if r.get("status") is not None and r.get("status") != "completed":
         return
     for system, code, _ in _codings(r.get("vaccineCode")):
         m = kb.code_index.get((system, code))
@@ -584,6 +585,8 @@ def _immunization(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead) -> None:
 def _allergy(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead) -> None:
     verification = _status(r, "verificationStatus")
     status = _status(r, "clinicalStatus")
+    if not isinstance(verification, (str, type(None))) or not isinstance(status, (str, type(None))):
+        return
     if verification in EXCLUDED_VERIFICATION or status in ("inactive", "resolved"):
         return
     codings = _codings(r.get("code"))

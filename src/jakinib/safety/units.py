@@ -57,7 +57,8 @@ def _ureg() -> Any:
 
 def normalise_text(unit: str) -> str:
     """Spaces out, micro signs to 'u', superscripts to digits (case kept)."""
-    return (re.sub(r"\s+", "", unit).replace("\u03bc", "u").replace("\u00b5", "u").replace("³", "3")
+    text = re.sub(r"\s+", "", unit).replace("10³", "10^3").replace("10⁹", "10^9").replace("10⁶", "10^6")
+    return (text.replace("\u03bc", "u").replace("\u00b5", "u").replace("³", "3")
             .replace("²", "2").replace("×", "x").replace("⁹", "9").replace("⁶", "6"))
 
 
