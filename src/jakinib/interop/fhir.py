@@ -409,6 +409,20 @@ def _newer(latest: dict[str, dt.datetime | None], key: str, when: dt.datetime | 
     return True
 
 
+def _known_code(concept: Any, lab_by_loinc: dict[str, str], kb: KnowledgeBase) -> bool:
+    coding = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(coding, list):
+        return False
+    index = kb.code_index
+    for c in coding:
+        if isinstance(c, dict):
+            code = c.get("code")
+            system = terminology.system_slug(c.get("system")) if isinstance(c.get("system"), str) else None
+            if isinstance(code, str) and ((system == "loinc" and code in lab_by_loinc) or (system, code) in index):
+                return True
+    return False
+
+
 def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, str], out: FhirRead,
                  labs: _Labs, latest: dict[str, dt.datetime | None]) -> None:
     status = r.get("status")
@@ -416,6 +430,9 @@ def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, s
         out.unmapped.append(f"Observation {_label(r.get('code'))} (status not understood: not used)")
         return
     if status is not None and status not in OBS_OK:
+        return
+    if not _known_code(r.get("code"), lab_by_loinc, kb):  # fast path: most observations are vitals no rule reads
+        out.not_read["Observation"] += 1
         return
     when = _when(r)
     label = _label(r.get("code"))
