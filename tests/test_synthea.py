@@ -37,7 +37,7 @@ def name(path: Path) -> str:
 @cache
 def load(path: Path) -> tuple[dict, dt.date]:
     bundle = json.loads(path.read_text())
-    dates = [fhir._when(e["resource"]) for e in bundle["entry"]]
+    dates = [fhir.when_instant(e["resource"]) for e in bundle["entry"]]
     return bundle, max(d for d in dates if d).date()
 
 
@@ -64,11 +64,11 @@ def test_bundle_reads_what_the_rules_need(path):
     assert p.age is not None and p.sex in ("female", "male")
     weights = [o for o in res if o["resourceType"] == "Observation" and o["code"]["coding"][0]["code"] == "29463-7"]
     if weights:
-        newest = max(weights, key=lambda o: fhir._when(o))
-        if (today - fhir._when(newest).date()).days <= fhir.WEIGHT_MAX_AGE_DAYS:
+        newest = max(weights, key=lambda o: fhir.when_instant(o))
+        if (today - fhir.when_instant(newest).date()).days <= fhir.WEIGHT_MAX_AGE_DAYS:
             assert p.weight_kg == pytest.approx(newest["valueQuantity"]["value"], abs=0.01)
     creat = [o for o in res if o["resourceType"] == "Observation" and o["code"]["coding"][0]["code"] in ("38483-4", "2160-0")]
-    current = [o for o in creat if (today - fhir._when(o).date()).days <= KB.labs["creatinine"].max_age_days]
+    current = [o for o in creat if (today - fhir.when_instant(o).date()).days <= KB.labs["creatinine"].max_age_days]
     if current:
         assert "creatinine" in p.labs
         if p.weight_kg is not None:  # weight + creatinine + age + sex -> Cockcroft-Gault
@@ -76,7 +76,7 @@ def test_bundle_reads_what_the_rules_need(path):
     elif creat:
         assert "creatinine" in p.lab_notes and "stale" in p.lab_notes["creatinine"]
     egfr = [o for o in res if o["resourceType"] == "Observation" and o["code"]["coding"][0]["code"] == "33914-3"
-            and (today - fhir._when(o).date()).days <= 90]
+            and (today - fhir.when_instant(o).date()).days <= 90]
     if egfr:  # a current measured eGFR is read; without one, eGFR is derived from a current creatinine (renal.py)
         assert "egfr" in p.labs and not any(d.startswith("labs.egfr") for d in p.derived)
     else:

@@ -27,7 +27,7 @@ from jakinib.safety import units
 
 REQUIRED = ("id", "age", "sex", "conditions", "medications")
 LAB_COLUMN = re.compile(r"^labs\.([a-z0-9]+)(?:\s*\[(.+)\])?$")
-LISTS = ("conditions", "medications", "vaccines_planned")
+LISTS = ("conditions", "history", "medications", "vaccines_planned")
 TRUE, FALSE = {"true", "yes", "1", "t", "y"}, {"false", "no", "0", "f", "n"}
 
 
@@ -43,7 +43,7 @@ def _raw(path: Path, kind: str) -> Any:
         raise InputError(f"{path}: cannot read as {kind.upper()}: {first}") from None
 
 
-def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems) -> Any:
+def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: Any = None) -> Any:
     """The cohort table of a flat file; bad rows stop the run or (skip) are dropped and counted."""
     import polars as pl
 
@@ -96,6 +96,21 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems) -> Any:
             out[name] = value
     for name, (lab, unit) in labs.items():
         out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb)
+    if today is not None:  # as the FHIR reader: a lab whose last record is older than its max_age_days is stale
+        for lab in list(labs.values()):
+            lab_id, last = lab[0], f"records.{lab[0]}.last"
+            lab_def = kb.labs.get(lab_id)
+            if lab_def is not None and lab_def.max_age_days and last in out and f"labs.{lab_id}" in out:
+                fresh = (pl.lit(today) - out[last]).dt.total_days() <= lab_def.max_age_days
+                out[f"labs.{lab_id}"] = pl.when(fresh).then(out[f"labs.{lab_id}"])
+    if "sex" in out and "age" in out:  # as parse_patient: pregnancy is asked of females aged 10-55 only
+        from jakinib.safety.patient import REPRODUCTIVE_AGE
+
+        lo, hi = REPRODUCTIVE_AGE
+        outside = (out["sex"] == "female") & ((out["age"] < lo) | (out["age"] > hi))
+        for name in f.BOOLEAN:
+            out[name] = pl.when(outside).then(out[name].fill_null(False) if name in out else False).otherwise(
+                out.get(name, pl.lit(None, dtype=pl.Boolean)))
     if "sex" in out:  # as parse_patient: a man is not pregnant nor breastfeeding
         for name in f.BOOLEAN:
             out[name] = pl.when(out["sex"] == "male").then(out[name].fill_null(False) if name in out else False).otherwise(
@@ -135,15 +150,17 @@ def _resolve(df: Any, kb: KnowledgeBase, checker: _Rows, where: Any) -> dict[str
     import polars as pl
 
     out: dict[str, Any] = {}
-    if "_conditions" in df.columns:
+    for key in ("conditions", "history"):  # history = past conditions (resolved), as the FHIR reader keeps them
+        if f"_{key}" not in df.columns:
+            continue
         ids: dict[str, str] = {}
-        for value in df["_conditions"].explode().drop_nulls().unique().to_list():
+        for value in df[f"_{key}"].explode().drop_nulls().unique().to_list():
             try:
                 ids[value] = kb.condition(value).id
             except JakinibError as exc:
-                checker.bad_value("_conditions", value, f"conditions: {exc}")
-        out["conditions"] = (pl.col("_conditions").list.eval(pl.element().replace_strict(ids, default=None, return_dtype=pl.String))
-                             .list.drop_nulls().list.unique(maintain_order=True))
+                checker.bad_value(f"_{key}", value, f"{key}: {exc}")
+        out[key] = (pl.col(f"_{key}").list.eval(pl.element().replace_strict(ids, default=None, return_dtype=pl.String))
+                    .list.drop_nulls().list.unique(maintain_order=True))
     if "_medications" in df.columns:
         names: dict[str, str] = {}
         classes: dict[str, str] = {}

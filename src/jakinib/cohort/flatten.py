@@ -89,7 +89,8 @@ def patient_from_row(row: dict[str, Any]) -> Any:
     scalars = {k: row.get(k) for k in ("age", "sex", "weight_kg", "height_cm", "pregnant", "breastfeeding", "smoking", "indication")}
     return Patient(
         **{k: v for k, v in scalars.items() if v is not None},
-        conditions=tuple(row.get("conditions") or ()), medication_classes=tuple(row.get("medication_classes") or ()),
+        conditions=tuple(row.get("conditions") or ()), history=tuple(row.get("history") or ()),
+        allergies=tuple(row.get("allergies") or ()), medication_classes=tuple(row.get("medication_classes") or ()),
         vaccines_planned=tuple(row.get("vaccines_planned") or ()), medications=tuple(row.get("medications") or ()),
         unmapped_medications=tuple(row.get("unmapped_medications") or ()),
         labs={lab: row[f"labs.{lab}"] for lab in f.LAB_UNITS if row.get(f"labs.{lab}") is not None},

@@ -181,6 +181,7 @@ def flat_rows(ps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s, t = p["simple"], p["therapy"] or {}
         row: dict[str, Any] = {"id": p["id"], "age": s["age"], "sex": s["sex"], "smoking": s.get("smoking"),
                                "pregnant": s.get("pregnant"), "conditions": ";".join(s["conditions"]),
+                               "history": p["resolved"] if p["resolved"] and p["resolved"] not in s["conditions"] else "",
                                "medications": ";".join(s["medications"])}
         for lab, value in s["labs"].items():
             row["labs.hb [g/L]" if lab == "hb" else f"labs.{lab}"] = round(value * 10, 1) if lab == "hb" else value
@@ -195,7 +196,7 @@ def flat_rows(ps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-FLAT_COLUMNS = ("id", "age", "sex", "smoking", "pregnant", "conditions", "medications", "labs.anc", "labs.alc", "labs.hb [g/L]",
+FLAT_COLUMNS = ("id", "age", "sex", "smoking", "pregnant", "conditions", "history", "medications", "labs.anc", "labs.alc", "labs.hb [g/L]",
                 "labs.platelets", "labs.egfr", *[f"screening.{t}{x}" for t in ("tuberculosis", "hepatitis-b", "hepatitis-c", "zoster-vaccine")
                                                  for x in ("", ".date")],
                 "jak", "jak_start", "jak_dose_mg", "jak_every_h", *[f"records.{lab}.{w}" for lab in LABS for w in ("first", "last")])

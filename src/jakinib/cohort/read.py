@@ -83,7 +83,7 @@ def read(path: Path, kb: KnowledgeBase, today: dt.date, problems: Problems, prog
     if kind in ("csv", "parquet"):
         from jakinib.cohort import flat
 
-        df = flat.read(path, kind, kb, problems)
+        df = flat.read(path, kind, kb, problems, today)
         if progress:
             progress(df.height)
         return df

@@ -129,7 +129,13 @@ def instant(value: Any) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _when(res: dict[str, Any]) -> dt.datetime | None:
+def _when(res: dict[str, Any]) -> str:
+    """The ISO text of when an event happened ('' when unknown); see :func:`when_instant`."""
+    w = when_instant(res)
+    return w.isoformat() if w is not None else ""
+
+
+def when_instant(res: dict[str, Any]) -> dt.datetime | None:
     """When an observation / event happened (effective first, then issued / occurrence / recorded)."""
     for key in ("effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "performedDateTime"):
         if (w := instant(res.get(key))) is not None:
@@ -174,6 +180,7 @@ class FhirRead:
         vocabulary, and one line counting what no rule reads."""
         counts = Counter(self.unmapped)
         out = [f"{k} (x{n})" if n > 1 else k for k, n in counts.items()]
+        out += [f"labs.{lab} not used: {why}" for lab, why in self.lab_notes.items()]  # the rules then say "needs labs.X"
         if self.active_unmapped:
             out.append("active conditions no rule names (check them against the label): "
                        + "; ".join(dict.fromkeys(self.active_unmapped)))
@@ -434,7 +441,7 @@ def _observation(r: dict[str, Any], kb: KnowledgeBase, lab_by_loinc: dict[str, s
     if not _known_code(r.get("code"), lab_by_loinc, kb):  # fast path: most observations are vitals no rule reads
         out.not_read["Observation"] += 1
         return
-    when = _when(r)
+    when = when_instant(r)
     label = _label(r.get("code"))
     for system, code, _ in _codings(r.get("code")):
         if system == "loinc" and code in lab_by_loinc:
@@ -478,7 +485,7 @@ def _screening_event(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead, latest
     for system, code, _ in _codings(r.get("code")):
         m = kb.code_index.get((system, code))
         if m is not None and m.field.startswith("screening.") and m.value == "done":
-            _set_answer(out, m.field, "done", _when(r), latest)
+            _set_answer(out, m.field, "done", when_instant(r), latest)
             return True
     return False
 
@@ -593,7 +600,7 @@ def _immunization(r: dict[str, Any], kb: KnowledgeBase, out: FhirRead) -> None:
     for system, code, _ in _codings(r.get("vaccineCode")):
         m = kb.code_index.get((system, code))
         if m is not None and m.field.startswith("screening."):
-            when = _when(r)
+            when = when_instant(r)
             out.simple["screening"][m.field.split(".", 1)[1]] = {"result": "done", "date": when.date().isoformat()} if when else "done"
             return
     out.not_read["Immunization (not a vaccine any rule asks about)"] += 1

@@ -251,9 +251,6 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
     findings.extend(scr_findings)
     if patient.unmapped_medications:
         findings.append(_unmapped_medications(patient.unmapped_medications))
-    for lab, why in patient.lab_notes.items():
-        findings.append(Finding(rule=f"labs.{lab}.not-used", severity="caution", needs=[f"labs.{lab}"], sources=["seed"],
-                                message=f"labs.{lab}: {why}; treated as missing."))
     status = worst([x.severity for x in findings])
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
                       dose=_dose(base, fired, outcome), findings=_sorted(findings),
