@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from jakinib.errors import KnowledgeError, UnknownNameError
 from jakinib.knowledge import fields as f
@@ -388,22 +389,22 @@ CACHE_FORMAT = 1
 """Bump when the cache layout changes (the jakinib version and the data files are in the key already)."""
 
 
-class _Snapshot(BaseModel):
-    """The validated content of one knowledge base, as the cache stores it (pydantic JSON: data, never code)."""
+def _snapshot_model() -> type[BaseModel]:
+    """The validated content of one knowledge base as the cache stores it (pydantic JSON: data, never code),
+    derived from :class:`KnowledgeBase`'s own fields so the two cannot drift apart."""
+    import typing
 
-    drugs: dict[str, s.DrugFile]
-    sources: dict[str, s.Source]
-    indications: dict[str, s.Term]
-    evidence: list[s.Evidence]
-    conditions: dict[str, s.Term]
-    medications: dict[str, s.MedicationEntry]
-    labs: dict[str, s.LabDef]
-    class_facts: list[s.ClassFact]
-    codes: list[s.CodeMapping]
-    pathways: list[s.Pathway]
-    potency: list[s.MeasuredPotency]
-    rxnorm: list[s.RxNormConcept]
-    signoffs: list[s.SignOff] = []
+    hints = typing.get_type_hints(KnowledgeBase, globalns={**globals(), "s": s})
+    specs: dict[str, Any] = {}
+    for f_ in dataclasses.fields(KnowledgeBase):
+        if f_.name.startswith("_") or f_.name == "data_dir":
+            continue
+        default = [] if f_.default_factory is list else ...  # type: ignore[comparison-overlap]
+        specs[f_.name] = (hints[f_.name], default)
+    return create_model("_Snapshot", **specs)
+
+
+_Snapshot = _snapshot_model()
 
 
 def cache_dir() -> Path:
