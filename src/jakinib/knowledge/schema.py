@@ -51,12 +51,18 @@ def _partial_date(value: Any) -> str | None:
     return text
 
 
+PROVENANCE: dict[str, Any] = {"provenance": True}
+"""Marks a field that records how a fact was checked (which copy was read, its grade, the reviewer's note).
+Such fields are for reviewers (``kb review``); every other text field is user-facing and free of working notes."""
+
+
 class Disagreement(Model):
     """Two copies of the same text that differ: which one the data follows, and why."""
 
     source: Citation = Field(description="the other copy (a source id)")
     followed: Citation = Field(description="the source id whose reading the data follows (this one or the other)")
-    note: str = Field(description="what differs and why that reading was followed")
+    note: str = Field(description="what differs and why that reading was followed (provenance, not shown in clinical text)",
+                      json_schema_extra=PROVENANCE)
 
 
 class Source(Model):
@@ -76,7 +82,9 @@ class Source(Model):
     url: str | None = None
     doi: str | None = None
     as_of: dt.date = Field(description="when jakinib last checked this source")
-    note: str | None = Field(None, description="discrepancies or caveats found while checking")
+    note: str | None = Field(None, description="how jakinib read this source: which copy, which sections were readable, "
+                             "discrepancies found while checking (provenance for reviewers; never shown in clinical text "
+                             "or as the reference)", json_schema_extra=PROVENANCE)
     confirmed_by: list[Citation] = Field(default_factory=list, description="independent copies read that agree with this one")
     disagrees_with: list[Disagreement] = Field(default_factory=list, description="copies that differ, and which was followed")
 
@@ -547,7 +555,7 @@ class SignOff(Model):
     regulator: Regulator
     scope: str = Field(min_length=1, description="what was checked, e.g. 'label 4.1-4.3 and every rule'")
     sections: list[str] = Field(default_factory=list, description="label sections re-read, e.g. ['4.2', '4.3']")
-    note: str | None = None
+    note: str | None = Field(None, description="the reviewer's own note (provenance)", json_schema_extra=PROVENANCE)
 
 
 Predicate.model_rebuild()
