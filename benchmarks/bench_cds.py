@@ -1,5 +1,7 @@
 """CDS Hooks latency and overload on loopback: an open-loop rate ladder against a baseline in the same run.
 
+The load generator is a lean keep-alive client on raw asyncio streams (uvloop when installed), so that the
+client's own CPU does not decide the result on a machine where client and server share the cores.
 Run: python benchmarks/bench_cds.py [--rates 50,100,200,300,350,400] [--seconds 5] [--timeout 2]
 Starts `jakinib serve` on a free loopback port (local mode). For each rate, requests are sent on a fixed
 schedule whatever the server does (open loop: a slow answer does not slow the sender, as with real EHRs),
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,36 +56,104 @@ def start_server() -> tuple[subprocess.Popen, str]:
     raise SystemExit("server did not start")
 
 
+class Pool:
+    """A lean HTTP/1.1 keep-alive client (raw asyncio streams): the load generator must cost far less CPU than the
+    server it measures, and httpx costs about as much per request as the server does (both share these cores)."""
+
+    def __init__(self, host: str, port: int, limit: int) -> None:
+        self.host, self.port, self.limit, self.open = host, port, limit, 0
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.freed = asyncio.Condition()
+
+    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while True:
+            if self.idle:
+                return self.idle.pop()
+            if self.open < self.limit:
+                self.open += 1
+                try:
+                    return await asyncio.open_connection(self.host, self.port)
+                except OSError:
+                    self.open -= 1
+                    raise
+            async with self.freed:
+                await self.freed.wait()
+
+    async def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        if conn is None:
+            self.open -= 1
+        else:
+            self.idle.append(conn)
+        async with self.freed:
+            self.freed.notify()
+
+    async def request(self, raw: bytes) -> int:
+        conn = await self.get()
+        try:
+            conn[1].write(raw)
+            head = await conn[0].readuntil(b"\r\n\r\n")
+            length = int(next((line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), b"0"))
+            await conn[0].readexactly(length)
+            status = int(head[9:12])
+            keep = b"connection: close" not in head.lower()
+        except BaseException:
+            conn[1].close()
+            await self.put(None)
+            raise
+        if keep:
+            await self.put(conn)
+        else:
+            conn[1].close()
+            await self.put(None)
+        return status
+
+
+def raw_request(host: str, port: int, cds: bool) -> bytes:
+    if cds:
+        return (f"POST /cds-services/jakinib-order-sign HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+    return f"GET /api/v1/health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+
+
 async def ladder_step(url: str, cds: bool, rate: float, seconds: float, timeout: float) -> dict:
     """Send rate x seconds requests on schedule; return latencies by outcome."""
+    host, port = url.removeprefix("http://").split(":")
+    raw = raw_request(host, int(port), cds)
     n = int(rate * seconds)
     out: dict[str, list[float]] = {"ok": [], "503": [], "other": [], "timeout": []}
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-        t0 = time.perf_counter() + 0.05
+    pool = Pool(host, int(port), limit=500)
+    t0 = time.perf_counter() + 0.05
 
-        async def one(i: int) -> None:
-            at = t0 + i / rate
-            await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            try:
-                if cds:
-                    r = await client.post("/cds-services/jakinib-order-sign", content=BODY,
-                                          headers={"content-type": "application/json"})
-                else:
-                    r = await client.get("/api/v1/health")
-                kind = "ok" if r.status_code == 200 else ("503" if r.status_code == 503 else "other")
-            except httpx.TimeoutException:
-                kind = "timeout"
-            except httpx.HTTPError:
-                kind = "other"
-            out[kind].append(time.perf_counter() - at)
+    async def one(i: int) -> None:
+        at = t0 + i / rate
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        try:
+            async with asyncio.timeout(timeout):
+                status = await pool.request(raw)
+            kind = "ok" if status == 200 else ("503" if status == 503 else "other")
+        except TimeoutError:
+            kind = "timeout"
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            kind = "other"
+        out[kind].append(time.perf_counter() - at)
 
-        tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
-        _done, pending = await asyncio.wait(tasks, timeout=seconds + timeout + 5)  # bounded in time, whatever happens
-        for task in pending:
-            task.cancel()
-        out["timeout"] += [timeout] * len(pending)
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    _done, pending = await asyncio.wait(tasks, timeout=seconds + timeout + 5)  # bounded in time, whatever happens
+    for task in pending:
+        task.cancel()
+    out["timeout"] += [timeout] * len(pending)
+    for _reader, writer in pool.idle:
+        writer.close()
     return out
+
+
+def run(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def pct(values: list[float], q: int) -> float:
@@ -98,9 +169,10 @@ def main() -> None:
     ap.add_argument("--rates", default="50,100,200,300,350,400")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--timeout", type=float, default=2)
+    ap.add_argument("--url", help="measure a server already running here (loopback) instead of starting one")
     a = ap.parse_args()
     rates = [float(r) for r in a.rates.split(",")]
-    proc, url = start_server()
+    proc, url = (None, a.url.rstrip("/")) if a.url else start_server()
     rows = []
     try:
         t = time.perf_counter()
@@ -110,14 +182,15 @@ def main() -> None:
         httpx.post(url + "/cds-services/jakinib-order-sign", content=BODY, headers={"content-type": "application/json"})
         second_ms = (time.perf_counter() - t) * 1e3
         print(f"first CDS call after start: {first_ms:.0f} ms (status {first.status_code}); second: {second_ms:.0f} ms")
-        asyncio.run(ladder_step(url, True, 20, 1, a.timeout))  # settle
+        run(ladder_step(url, True, 20, 1, a.timeout))  # settle
         for rate in rates:
-            base = asyncio.run(ladder_step(url, False, rate, a.seconds, a.timeout))
-            cds = asyncio.run(ladder_step(url, True, rate, a.seconds, a.timeout))
+            base = run(ladder_step(url, False, rate, a.seconds, a.timeout))
+            cds = run(ladder_step(url, True, rate, a.seconds, a.timeout))
             rows.append((rate, base, cds))
             time.sleep(1)  # let the server drain between steps
     finally:
-        proc.terminate()
+        if proc is not None:
+            proc.terminate()
     print(f"{'rate':>5} | {'health p50':>10} {'p99':>7} | {'cds ok':>6} {'p50':>7} {'p99':>7} | {'503':>5} {'503 p99':>8} | "
           f"{'timeouts':>8} {'other':>5} | {'p99 ratio':>9}")
     for rate, base, cds in rows:

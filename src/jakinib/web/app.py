@@ -8,12 +8,15 @@ line naming only its type: never a traceback, a request body, SQL parameters, a 
 
 The ASGI layers, outermost first: ``CatchAll`` (the last word on any exception), ``BodyLimit``,
 ``SecurityHeaders`` (CSP, nosniff, frame-ancestors), ``LocalGuard`` (local mode: Host and Origin must be
-loopback), ``Overload`` (CDS calls past ``cds_concurrency`` in flight: 503 before the body is read),
+loopback), ``Overload`` (CDS calls past ``cds_concurrency`` in flight, or a backlog older than ``cds_max_lag_ms``:
+503 before the body is read),
 ``JsonGate`` (JSON POSTs: ``application/json`` or 415, strict JSON or 400), then CORS and the routes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -207,7 +210,8 @@ class JsonGate:
                 break
         raw = b"".join(chunks)
         try:
-            scope.setdefault("state", {})["json_body"] = loads_strict(raw)
+            state = scope.setdefault("state", {})
+            state["json_body"], state["json_bytes"] = loads_strict(raw), len(raw)
         except JakinibError as exc:
             return await _error(400, "invalid-json", f"request body: {exc}")(scope, receive, send)
         replayed = False
@@ -223,16 +227,39 @@ class JsonGate:
 
 
 class Overload:
-    """At most ``limit`` CDS calls in flight; the next one is refused at once with 503 and ``Retry-After``,
-    so an overloaded service answers fast instead of queueing requests into the EHR's time-out."""
+    """Refuse CDS calls fast (503 with ``Retry-After``) when the service cannot answer in time, instead of
+    queueing them into the EHR's time-out: when ``limit`` calls are already in flight (waiting on the thread
+    pool or a FHIR server), or when the event loop is behind: a heartbeat runs every ``BEAT_S``; when more than
+    ``max_lag_s`` has passed since it last ran and ``QUEUED`` other calls have started since, the loop is working
+    through a backlog, and every call still queued behind this one would wait as long again. (One call that
+    arrives late, on a busy machine, is never refused for it.)"""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit, self.in_flight = app, limit, 0
+    BEAT_S = 0.005
+    QUEUED = 2
+
+    def __init__(self, app: Any, limit: int, max_lag_s: float) -> None:
+        self.app, self.limit, self.max_lag_s, self.in_flight = app, limit, max_lag_s, 0
+        self.beat_at, self.since_beat = 0.0, 0
+        self._beat: asyncio.Task[None] | None = None
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.beat_at, self.since_beat = loop.time(), 0
+            await asyncio.sleep(self.BEAT_S)
+
+    def _behind(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if self._beat is None or self._beat.done():
+            self._beat = loop.create_task(self._heartbeat())
+            self.beat_at = loop.time()
+        self.since_beat += 1
+        return self.since_beat > self.QUEUED and loop.time() - self.beat_at > self.BEAT_S + self.max_lag_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/cds-services/"):
             return await self.app(scope, receive, send)
-        if self.in_flight >= self.limit:
+        if self.in_flight >= self.limit or self._behind():
             return await _error(503, "overloaded", "too many CDS calls in progress; retry shortly",
                                 {"Retry-After": "1"})(scope, receive, send)
         self.in_flight += 1
@@ -279,6 +306,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()
+        gc.collect()
+        gc.freeze()  # the knowledge base and imports live for the whole run: full collections skip them (no 100 ms pauses)
         sys.stderr.write(f"jakinib: database {database_label(settings.database_url)}\n")
         yield
         app.state.store.flush()
@@ -340,7 +369,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.register(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(JsonGate)
-    app.add_middleware(Overload, limit=settings.cds_concurrency)
+    app.add_middleware(Overload, limit=settings.cds_concurrency, max_lag_s=settings.cds_max_lag_ms / 1000)
     if settings.local_mode:
         app.add_middleware(LocalGuard)
     app.add_middleware(SecurityHeaders)

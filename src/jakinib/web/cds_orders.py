@@ -104,11 +104,26 @@ def _icd10(code: str) -> str:
     return re.sub(r"[\s.]", "", code).upper()
 
 
+_INDEX: dict[int, tuple[KnowledgeBase, Any]] = {}
+
+
+def _indication_index(kb: KnowledgeBase) -> tuple[dict[str, str], list[tuple[str, str]], dict[str, str]]:
+    """SNOMED code -> indication, ICD-10 prefixes (longest first) and normalised names, built once per knowledge base."""
+    hit = _INDEX.get(id(kb))
+    if hit is not None and hit[0] is kb:
+        return hit[1]
+    snomed = {c: t.id for t in kb.indications.values() for c in t.snomed}
+    icd = sorted(((_icd10(c), t.id) for t in kb.indications.values() for c in t.icd10), key=lambda x: -len(x[0]))
+    names = {terminology._norm(k): t.id for t in kb.indications.values() for k in (t.id, t.label, *t.synonyms)}
+    _INDEX.clear()  # one knowledge base is served at a time; a reloaded one replaces it
+    _INDEX[id(kb)] = (kb, (snomed, icd, names))
+    return snomed, icd, names
+
+
 def resolve_indication(kb: KnowledgeBase, codings: list[terminology.Coding], text: str | None = None) -> str | None:
     """An indication slug for a coded concept: SNOMED CT code, ICD-10 / ICD-10-CM code or a code below it
     (with or without the dot: ``M05.79`` and ``M0579`` are in ``M05``), else a label or synonym equal to the text."""
-    snomed = {c: t.id for t in kb.indications.values() for c in t.snomed}
-    icd = sorted(((_icd10(c), t.id) for t in kb.indications.values() for c in t.icd10), key=lambda x: -len(x[0]))
+    snomed, icd, names = _indication_index(kb)
     for system, code, _ in codings:
         slug = terminology.system_slug(system)
         if slug == "snomed" and str(code).strip() in snomed:
@@ -118,7 +133,6 @@ def resolve_indication(kb: KnowledgeBase, codings: list[terminology.Coding], tex
             hit = next((ind for prefix, ind in icd if key.startswith(prefix)), None)
             if hit:
                 return hit
-    names = {terminology._norm(k): t.id for t in kb.indications.values() for k in (t.id, t.label, *t.synonyms)}
     for label in [d for _, _, d in codings if d] + ([text] if text else []):
         hit = names.get(terminology._norm(label))
         if hit:

@@ -5,7 +5,8 @@ database_url = "sqlite:////var/lib/jakinib/feedback.db"   # or postgresql+psycop
 public_base_url = "https://jak.example.org"      # the URL EHRs call (JWT 'aud'); required when clients exist
 default_region = "FDA"
 max_body_bytes = 1000000
-cds_concurrency = 4                              # CDS calls worked on at once; more waiting -> 503 + Retry-After
+cds_concurrency = 4                              # CDS calls waiting on threads or FHIR servers at once; more -> 503 + Retry-After
+cds_max_lag_ms = 20                              # CDS calls queued longer than this on the event loop -> 503 + Retry-After
 [[clients]]
 iss = "https://ehr.example.org"
 jwks_url = "https://ehr.example.org/.well-known/jwks.json"   # or jwks = {keys = [...]}
@@ -17,7 +18,7 @@ With no ``clients``, the server runs in *local mode*: loopback only, unauthentic
 CORS only for loopback origins. The default database is ``feedback.db`` in the user's data directory
 (platformdirs), never the current folder. Every value is checked at start; an error names the field.
 Environment variables: ``JAKINIB_DATABASE_URL``, ``JAKINIB_PUBLIC_BASE_URL``, ``JAKINIB_DEFAULT_REGION``,
-``JAKINIB_MAX_BODY_BYTES``, ``JAKINIB_FHIR_TIMEOUT_S``, ``JAKINIB_CDS_CONCURRENCY``.
+``JAKINIB_MAX_BODY_BYTES``, ``JAKINIB_FHIR_TIMEOUT_S``, ``JAKINIB_CDS_CONCURRENCY``, ``JAKINIB_CDS_MAX_LAG_MS``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1_000, le=100_000_000)
     fhir_timeout_s: float = Field(5.0, gt=0, le=60, allow_inf_nan=False)
     cds_concurrency: int = Field(4, ge=1, le=256)
+    cds_max_lag_ms: float = Field(20, gt=0, le=10_000, allow_inf_nan=False)
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])  # with clients only; local mode allows loopback origins
     clients: list[Client] = Field(default_factory=list)
 
@@ -125,7 +127,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raise InputError(f"{path}: cannot read settings: {exc}") from None
     env = {"database_url": "JAKINIB_DATABASE_URL", "public_base_url": "JAKINIB_PUBLIC_BASE_URL",
            "default_region": "JAKINIB_DEFAULT_REGION", "max_body_bytes": "JAKINIB_MAX_BODY_BYTES",
-           "fhir_timeout_s": "JAKINIB_FHIR_TIMEOUT_S", "cds_concurrency": "JAKINIB_CDS_CONCURRENCY"}
+           "fhir_timeout_s": "JAKINIB_FHIR_TIMEOUT_S", "cds_concurrency": "JAKINIB_CDS_CONCURRENCY",
+           "cds_max_lag_ms": "JAKINIB_CDS_MAX_LAG_MS"}
     for key, var in env.items():
         if os.environ.get(var):
             data[key] = os.environ[var]
