@@ -274,3 +274,44 @@ def test_label_silent_on_indexing_uses_the_lower_of_indexed_and_deindexed_egfr()
     assert not any(f.rule == "abrocitinib.ema.renal-moderate" for f in no_height.findings)
     big = assess({"egfr": 65}, "abrocitinib", "EMA", "atopic-dermatitis", weight_kg=100, height_cm=190)
     assert not any(f.rule == "abrocitinib.ema.renal-moderate" for f in big.findings)  # indexed value is the lower one
+
+
+# ---- upadacitinib (US) and ruxolitinib (EU) renal rules (issue 11, items 1 and 6) ----------------
+
+@pytest.mark.parametrize("labs", [{"egfr": 22}, {"creatinine": 2.6}], ids=["egfr22", "creatinine2.6"])
+def test_upadacitinib_us_severe_renal_impairment_is_read_per_indication(labs):
+    ad = assess(labs, "upadacitinib", "FDA", "atopic-dermatitis")
+    assert (ad.dose.mg, ad.dose.every_h) == (15, 24) and not ad.dose.withheld
+    assert any(f.rule == "upadacitinib.fda.renal-severe-ad" for f in ad.findings)
+    for indication in ("ulcerative-colitis", "crohns-disease", "rheumatoid-arthritis", "giant-cell-arteritis"):
+        a = assess(labs, "upadacitinib", "FDA", indication)
+        assert a.dose.mg is None and a.dose.adjusted and not a.dose.withheld, indication  # never the 45 mg induction
+        assert "not read" in a.dose.reason
+    normal = assess({"egfr": 45}, "upadacitinib", "FDA", "ulcerative-colitis")
+    assert (normal.dose.mg, normal.dose.every_h) == (45, 24)
+
+
+@pytest.mark.parametrize("indication", ["atopic-dermatitis", "ulcerative-colitis", "rheumatoid-arthritis"])
+def test_upadacitinib_us_end_stage_renal_disease_is_not_recommended(indication):
+    a = assess({"egfr": 10}, "upadacitinib", "FDA", indication)
+    assert a.status == "avoid" and a.dose.text.startswith("Not recommended")
+    rule = next(r for r in KB.drugs["upadacitinib"].rules if r.id == "upadacitinib.fda.esrd")
+    assert rule.renal.measure == "egfr" and rule.renal.indexed is True
+
+
+def test_ruxolitinib_eu_severe_renal_impairment_by_indication():
+    pv = assess({"crcl": 25}, "ruxolitinib", "EMA", "polycythaemia-vera")
+    assert (pv.dose.mg, pv.dose.every_h) == (5, 12) and pv.dose.adjusted
+    for indication in ("myelofibrosis", "graft-versus-host-disease"):
+        a = assess({"crcl": 25}, "ruxolitinib", "EMA", indication)
+        assert a.dose.mg is None and a.dose.adjusted, indication  # halved platelet-based dose / unread GvHD row: no number
+    assert assess({"crcl": 45}, "ruxolitinib", "EMA", "polycythaemia-vera").dose.mg == 10  # no EU band above 30 ml/min
+    by_egfr = assess({"egfr": 22}, "ruxolitinib", "EMA", "polycythaemia-vera")
+    assert (by_egfr.dose.mg, by_egfr.dose.every_h) == (5, 12)
+    assert any(f.rule == "renal.surrogate.crcl" for f in by_egfr.findings)
+
+
+def test_every_label_set_with_a_renal_rule_is_in_the_egfr_and_creatinine_battery():
+    """The 'Done when' battery above covers upadacitinib (FDA) and ruxolitinib (EMA) now that they have renal rules."""
+    assert {("upadacitinib", "FDA"), ("ruxolitinib", "EMA"), ("ruxolitinib", "FDA"), ("tofacitinib", "FDA"),
+            ("baricitinib", "FDA"), ("fedratinib", "EMA")} <= set(LABEL_SETS)
