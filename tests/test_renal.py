@@ -286,7 +286,7 @@ def test_upadacitinib_us_severe_renal_impairment_is_read_per_indication(labs):
     for indication in ("ulcerative-colitis", "crohns-disease", "rheumatoid-arthritis", "giant-cell-arteritis"):
         a = assess(labs, "upadacitinib", "FDA", indication)
         assert a.dose.mg is None and a.dose.adjusted and not a.dose.withheld, indication  # never the 45 mg induction
-        assert "not read" in a.dose.reason
+        assert "not verified" in a.dose.reason
     normal = assess({"egfr": 45}, "upadacitinib", "FDA", "ulcerative-colitis")
     assert (normal.dose.mg, normal.dose.every_h) == (45, 24)
 
