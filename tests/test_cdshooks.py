@@ -590,3 +590,20 @@ def test_the_product_ordered_is_the_product_assessed(cds, text, product):
     order(b)["medicationCodeableConcept"] = {"text": text}
     cards = _post(cds, b)
     assert cards and all(f"({product})" in c["detail"].splitlines()[0] for c in cards if c["detail"].startswith("**"))
+
+
+def test_the_card_reads_the_record_as_jakinib_check_does_and_says_what_it_derived(cds):
+    """Issue 10: the CDS path read prefetch with bundle_to_simple and dropped how it read it. Now it uses the same reader as
+    `jakinib check`: an ANC derived from WBC x neutrophil % is used and said on the card; a stale count is named."""
+    body = copy.deepcopy(ORDER_SIGN)
+    entries = [e for e in body["prefetch"]["observations"]["entry"] if e["resource"]["code"]["coding"][0]["code"] != "751-8"]
+    for code, value, unit in (("6690-2", 5.0, "10*9/L"), ("770-8", 30, "%")):
+        entries.append({"resource": {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-10-01T08:00:00Z",
+                                     "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                                     "valueQuantity": {"value": value, "unit": unit}}})
+    body["prefetch"]["observations"]["entry"] = entries
+    r = httpx.post(cds.url + "/cds-services/jakinib-order-sign", json=body)
+    assert r.status_code == 200
+    details = " ".join(c.get("detail", "") for c in r.json()["cards"])
+    assert "labs.anc = 1.50" in details and "derived from WBC" in details
+    assert "needs labs.anc" not in details

@@ -103,6 +103,11 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
             if lab_def is not None and lab_def.max_age_days and last in out and f"labs.{lab_id}" in out:
                 fresh = (pl.lit(today) - out[last]).dt.total_days() <= lab_def.max_age_days
                 out[f"labs.{lab_id}"] = pl.when(fresh).then(out[f"labs.{lab_id}"])
+        for test, window in kb.screening_windows.items():  # as the checker: a dated non-positive result past its window
+            name, date = f"screening.{test}", f"screening.{test}.date"
+            if window.max_age_days is not None and name in out and date in out:
+                stale = ((pl.lit(today) - out[date]).dt.total_days() > window.max_age_days) & (out[name] != "positive")
+                out[name] = pl.when(stale.fill_null(False)).then(None).otherwise(out[name])
     if "sex" in out and "age" in out:  # as parse_patient: pregnancy is asked of females aged 10-55 only
         from jakinib.safety.patient import REPRODUCTIVE_AGE
 

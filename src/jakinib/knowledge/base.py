@@ -79,6 +79,7 @@ class KnowledgeBase:
     data_dir: Path
     rxnorm: list[s.RxNormConcept] = field(default_factory=list)
     signoffs: list[s.SignOff] = field(default_factory=list)
+    screening_windows: dict[str, s.ScreeningWindow] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -309,6 +310,12 @@ class KnowledgeBase:
         for lab_id in f.LAB_UNITS:
             if lab_id not in self.labs:
                 raise KnowledgeError(f"labs.yaml: no entry for lab {lab_id!r} (its plausible range refuses impossible values)")
+        for test in f.SCREENING_TESTS:
+            if test not in self.screening_windows:
+                raise KnowledgeError(f"labs.yaml: screening: no entry for test {test!r} (how old a result may be; null if never stale)")
+        for test in self.screening_windows:
+            if test not in f.SCREENING_TESTS:
+                raise KnowledgeError(f"labs.yaml: screening: unknown test {test!r} (known: {', '.join(f.SCREENING_TESTS)})")
         for lab in self.labs.values():
             lo, hi = lab.plausible
             if not lo < hi:
@@ -537,7 +544,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
     evidence = sections("evidence.yaml", {"evidence": s.Evidence})
     cond = sections("conditions.yaml", {"conditions": s.Term})
     meds = sections("medications.yaml", {"medications": s.MedicationEntry})
-    labs = sections("labs.yaml", {"labs": s.LabDef})
+    labs = sections("labs.yaml", {"labs": s.LabDef, "screening": s.ScreeningWindow})
     facts = sections("class_facts.yaml", {"facts": s.ClassFact})
     codes = sections("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
     pathways = sections("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
@@ -551,6 +558,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
         conditions={t.id: t for t in cond["conditions"]},
         medications={m.name: m for m in meds["medications"]},
         labs={x.id: x for x in labs["labs"]},
+        screening_windows={w.test: w for w in labs["screening"]},
         class_facts=facts["facts"],
         codes=codes["codes"],
         rxnorm=codes["rxnorm"],

@@ -484,6 +484,14 @@ class LabDef(Model):
     sources: list[Citation] = Field(default_factory=list)
 
 
+class ScreeningWindow(Model):
+    """How old a screening result may be and still count before starting a drug (jakinib policy, not a label figure)."""
+
+    test: Slug
+    max_age_days: int | None = Field(description="older results are stale: reported, treated as not done; null: never stale")
+    why: str = Field(description="the reason for this window, for the pharmacist who reviews it")
+
+
 class ClassFact(Model):
     """A statement about JAK inhibitors as a class (mostly from the seed), as structured data."""
 

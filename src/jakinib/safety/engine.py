@@ -73,13 +73,29 @@ def _contradicting(kb: KnowledgeBase, patient: Patient, test: str) -> list[s.Ter
     return [t for t in terms if t is not None and t.implies_screening.get(test) == "positive"]
 
 
-def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient) -> tuple[list[str], list[Finding]]:
+def _stale(kb: KnowledgeBase, test: str, when: dt.date | None, today: dt.date) -> str | None:
+    """Why a dated screening result is too old to count before starting (``labs.yaml`` screening windows), or None."""
+    window = kb.screening_windows.get(test)
+    if when is None or window is None or window.max_age_days is None or (today - when).days <= window.max_age_days:
+        return None
+    return f"the result recorded is from {when.isoformat()}, {(today - when).days} days ago (older than {window.max_age_days} days)"
+
+
+def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient, today: dt.date) -> tuple[list[str], list[Finding]]:
     missing, findings = [], []
     if label is None:
         return missing, findings
     for item in label.screening:
         scr = patient.screening.get(item.test)
         result = scr.result if scr else "not-done"
+        stale = _stale(kb, item.test, scr.date, today) if scr and result not in ("not-done", "positive") else None  # a positive stays informative
+        if stale:
+            missing.append(item.test)
+            findings.append(Finding(
+                rule=f"screening.{item.test}", severity="do-not-start" if item.blocking else "caution",
+                needs=[f"screening.{item.test}"], sources=list(item.sources),
+                message=f"{item.test.replace('-', ' ').capitalize()} screening not current: {stale}. {item.text}"))
+            continue
         implied = _contradicting(kb, patient, item.test) if result == "negative" else []
         if implied:
             # The safer reading: the condition stands (its rules fire); the negative screen is reported, not trusted.
@@ -247,7 +263,7 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
     base = _base_dose(label, indication, patient)
     if approved and indication is not None and base is None:
         findings.append(_dose_not_recorded(label, indication, regulator, patient, product))
-    screening_missing, scr_findings = _screening(kb, label, patient)
+    screening_missing, scr_findings = _screening(kb, label, patient, today)
     findings.extend(scr_findings)
     if patient.unmapped_medications:
         findings.append(_unmapped_medications(patient.unmapped_medications))

@@ -26,7 +26,6 @@ from jakinib.errors import FhirError, InputError, UnknownNameError
 from jakinib.interop import fhir
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety.engine import assess
-from jakinib.safety.patient import parse_patient
 from jakinib.web import cds_models, cds_orders, fhir_client
 from jakinib.web.cds_cards import INDICATOR, OVERRIDE_REASONS, cards_for, missing_data_card, prepare_untrusted
 
@@ -208,8 +207,7 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
     regulator = kb.regulator(region)
     ordered = {id(o.resource) for o in call.found}
     others = [r for r in call.orders if id(r) not in ordered]
-    simple, unmapped = fhir.bundle_to_simple(call.resources + others, kb)
-    patient = parse_patient(simple, kb).model_copy(update={"unmapped": tuple(unmapped)})
+    patient = fhir.patient_from_read(fhir.read_bundle(call.resources + others, kb), kb)  # as `jakinib check` reads a Bundle
     refs = cds_orders.references(call.resources + call.items, [call.draft])
     untrusted = prepare_untrusted([*_ehr_texts(call.items + call.resources), *patient.unmapped_medications,
                                    *patient.unmapped, *call.problems.values()])
@@ -222,6 +220,7 @@ def assess_call(call: Call, region: str) -> tuple[dict[str, Any], list[dict[str,
         indication = cds_orders.choose_indication(kb, order, regulator, call.resources, refs, product)
         a = assess(kb, patient, kb.drugs[order.drug], regulator, indication.id or patient.indication, dt.date.today(), product)
         notes = [n for n in (indication.note, order.note(), product_note) if n] + data_notes
+        notes += [f"Read from the record: {d}." for d in patient.derived]  # derived values, names matched by text
         made = cards_for(a, regulator, order.resource, untrusted, notes)
         if missing:
             made.append(missing_data_card(a.drug, missing, untrusted))
