@@ -78,3 +78,13 @@ def test_the_cohort_flat_table_applies_the_same_window(tmp_path):
     table = rows_out.collect() if isinstance(rows_out, pl.LazyFrame) else rows_out
     missing = {r["id"]: r["screening_missing"] for r in table.iter_rows(named=True)}
     assert "tuberculosis" in missing["old"] and "tuberculosis" not in missing["new"]
+
+
+def test_a_stale_negative_screen_rules_nothing_out_in_the_rules_either():
+    """deucravacitinib's latent-TB rule reads screening.tuberculosis: a 2005 negative must leave it unknown (caution), not false."""
+    old = parse_patient({"age": 50, "sex": "male", "screening": {"tuberculosis": {"result": "negative", "date": "2005-03-01"}}}, KB)
+    new = parse_patient({"age": 50, "sex": "male", "screening": {"tuberculosis": {"result": "negative", "date": "2026-11-01"}}}, KB)
+    rules = {name: {f.rule for f in engine.check(KB, p, drugs=["deucravacitinib"], regulator="FDA", indication="plaque-psoriasis",
+                                                 today=TODAY).assessments[0].findings} for name, p in (("old", old), ("new", new))}
+    latent = {r for r in rules["old"] if r.endswith("latent-tb")}
+    assert latent and not latent & rules["new"]

@@ -110,11 +110,14 @@ def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, r
         for item in label.screening:
             test = item.test
             missing = pl.col("screening_missing").list.contains(test)
-            items.append(pl.when(missing).then(_gap_struct(pl, f"screening.{test}.missing", f"screening.{test}", list(item.sources),
-                                                            start, (pl.lit(today) - start).dt.total_days())))
+            stale = pl.lit(False)
+            if test in f.SCREENING_TESTS:  # a dated result too old for a start today (its value nulled at read) was still done
+                stale = pl.col(f"screening.{test}").is_null() & pl.col(f"screening.{test}.date").is_not_null()
+            items.append(pl.when(missing & ~stale).then(_gap_struct(pl, f"screening.{test}.missing", f"screening.{test}",
+                                                                     list(item.sources), start, (pl.lit(today) - start).dt.total_days())))
             if test in f.SCREENING_TESTS:
                 date = pl.col(f"screening.{test}.date")
-                done = ~missing
+                done = ~missing | stale
                 items.append(pl.when(done & (date > start)).then(_gap_struct(
                     pl, f"screening.{test}.after-start", f"screening.{test}", list(item.sources), start, (date - start).dt.total_days())))
                 items.append(pl.when(done & date.is_null() & start.is_not_null()).then(_gap_struct(

@@ -81,6 +81,19 @@ def _stale(kb: KnowledgeBase, test: str, when: dt.date | None, today: dt.date) -
     return f"the result recorded is from {when.isoformat()}, {(today - when).days} days ago (older than {window.max_age_days} days)"
 
 
+def stale_screening(kb: KnowledgeBase, patient: Patient, today: dt.date) -> set[str]:
+    """The screening tests whose recorded result is too old to count before starting (a positive never is)."""
+    return {t for t, scr in patient.screening.items() if scr.result not in ("not-done", "positive") and _stale(kb, t, scr.date, today)}
+
+
+def current_screening(kb: KnowledgeBase, patient: Patient, today: dt.date) -> Patient:
+    """The patient with each stale screening result as not done: what the rules read (a stale negative rules nothing out)."""
+    stale = stale_screening(kb, patient, today)
+    if not stale:
+        return patient
+    return patient.model_copy(update={"screening": {t: scr for t, scr in patient.screening.items() if t not in stale}})
+
+
 def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient, today: dt.date) -> tuple[list[str], list[Finding]]:
     missing, findings = [], []
     if label is None:
@@ -233,7 +246,7 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
                                 message=f"No {regulator} label for {product.id} is recorded in jakinib: safety rules from that label were not checked."))
     elif label.partial:
         findings.append(Finding(rule="label.partial", severity="caution", sources=list(label.sources), message=label.partial))
-    facts = patient.facts()
+    facts = current_screening(kb, patient, today).facts()  # a stale negative screen rules nothing out
     rules = [r for r in kb.rules_for(product.id, regulator) if not r.indications or indication in r.indications]
     outcome = renal.decide([r for r in rules if r.renal], facts, patient.labs, renal.bsa_du_bois(patient.weight_kg, patient.height_cm))
     unknown_renal = {r.id: m for r, m in outcome.unknown}
