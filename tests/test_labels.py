@@ -187,7 +187,10 @@ def test_every_label_that_says_treat_latent_tb_first_has_a_latent_tb_rule():
 
 @pytest.mark.parametrize(("drug", "regulator", "indication"), [
     ("upadacitinib", "EMA", "atopic-dermatitis"), ("abrocitinib", "FDA", "atopic-dermatitis"),
-    ("baricitinib", "FDA", "rheumatoid-arthritis"), ("ritlecitinib", "FDA", "alopecia-areata")])
+    ("baricitinib", "FDA", "rheumatoid-arthritis"), ("ritlecitinib", "FDA", "alopecia-areata"),
+    ("ritlecitinib", "EMA", "alopecia-areata"), ("filgotinib", "EMA", "rheumatoid-arthritis"),
+    ("tofacitinib", "PMDA", "rheumatoid-arthritis"), ("deucravacitinib", "HealthCanada", "psoriasis"),
+    ("deucravacitinib", "PMDA", "psoriasis")])
 def test_latent_tb_is_never_silent(drug, regulator, indication):
     a = assess(drug, regulator, indication, conditions=["latent-tuberculosis"], screening={**BASE["screening"], "tuberculosis": "positive"})
     latent = [f for f in a.findings if "latent" in f.rule]
@@ -336,3 +339,106 @@ def test_eu_live_vaccine_clause(drug):
 def test_us_baricitinib_probenecid_is_never_silent_in_alopecia_areata():
     a = assess("baricitinib", "FDA", "alopecia-areata", medications=["probenecid"])
     assert any("oat3" in f.rule for f in a.findings)
+
+
+# ---- items 5 and 7: live vaccines and latent TB on every label: a rule or a recorded reason ------------------
+
+LIVE = re.compile(r"\blive\b", re.IGNORECASE)
+TOPIC_RULE = {"live-vaccines": ("vaccines_planned", "live"), "latent-tuberculosis": ("conditions", "latent-tuberculosis")}
+
+
+def _labels():
+    for d in KB.drugs.values():
+        yield from d.labels
+
+
+def _topic_rules(lab, topic: str) -> list[str]:
+    field, value = TOPIC_RULE[topic]
+    return [r.id for r in KB.rules_for(lab.product, lab.regulator) if _uses(r, field, has=value)]
+
+
+def _reasons(lab, topic: str):
+    return [g for g in lab.not_encoded if g.topic == topic]
+
+
+def test_every_label_has_a_live_vaccine_rule_or_a_recorded_reason_it_has_none():
+    """JAK inhibitors are immunosuppressive: a label without a live-vaccine rule says why (silent label, or not read)."""
+    missing = [f"{lab.product} {lab.regulator}" for lab in _labels()
+               if not _topic_rules(lab, "live-vaccines") and not _reasons(lab, "live-vaccines")]
+    assert not missing, missing
+
+
+def test_every_label_with_a_tb_screening_item_has_a_latent_tb_rule_or_a_recorded_reason():
+    missing = [f"{lab.product} {lab.regulator}" for lab in _labels()
+               if any(s.test == "tuberculosis" for s in lab.screening)
+               and not _topic_rules(lab, "latent-tuberculosis") and not _reasons(lab, "latent-tuberculosis")]
+    assert not missing, missing
+
+
+def test_a_label_whose_recorded_text_names_live_vaccines_has_the_rule():
+    """The label record quotes a live-vaccine statement (vaccines, vaccination warning): the rule must exist."""
+    missing = []
+    for lab in _labels():
+        texts = [lab.vaccines.text] if lab.vaccines else []
+        texts += [w.text for w in lab.warnings if w.topic.startswith("vaccin")]
+        if any(LIVE.search(t) for t in texts) and not _topic_rules(lab, "live-vaccines"):
+            missing.append(f"{lab.product} {lab.regulator}")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_RULE))
+def test_a_recorded_reason_and_a_rule_never_both_stand(topic):
+    both = [f"{lab.product} {lab.regulator}: {_topic_rules(lab, topic)}" for lab in _labels()
+            if _reasons(lab, topic) and _topic_rules(lab, topic)]
+    assert not both, both
+
+
+def test_a_label_records_each_reason_once():
+    for lab in _labels():
+        topics = [g.topic for g in lab.not_encoded]
+        assert len(topics) == len(set(topics)), (lab.product, lab.regulator, topics)
+
+
+def test_a_recorded_reason_is_said_when_the_patient_is_concerned():
+    """A label without a live-vaccine rule is never silent for a patient who plans a live vaccine."""
+    gaps = [(d.name, lab) for d in KB.drugs.values() for lab in d.labels if _reasons(lab, "live-vaccines")]
+    assert gaps
+    for drug, lab in gaps:
+        indications = [a.indication for a in KB.drug(drug).approvals
+                       if a.product == lab.product and a.regulator == lab.regulator and a.decision == "approved"]
+        if not indications:
+            continue
+        a = assess(drug, lab.regulator, indications[0], vaccines_planned=["live"])
+        if a.product != lab.product:
+            continue
+        assert "label.not-encoded.live-vaccines" in {f.rule for f in a.findings}, (drug, lab.regulator)
+        assert a.status != "ok"
+
+
+@pytest.mark.parametrize(("drug", "regulator", "indication", "rule"), [
+    ("ritlecitinib", "EMA", "alopecia-areata", "ritlecitinib.ema.live-vaccines"),
+    ("tofacitinib", "EMA", "rheumatoid-arthritis", "tofacitinib.ema.live-vaccines"),
+    ("abrocitinib", "MHRA", "atopic-dermatitis", "abrocitinib.mhra.live-vaccines")])
+def test_live_vaccine_clause_read_in_the_label(drug, regulator, indication, rule):
+    a = assess(drug, regulator, indication, vaccines_planned=["live"])
+    assert rule in {f.rule for f in a.findings}
+    assert a.status in ("avoid", "do-not-start", "contraindicated")
+    assert rule not in {f.rule for f in assess(drug, regulator, indication).findings}
+
+
+@pytest.mark.parametrize(("drug", "regulator", "indication", "rule"), [
+    ("ritlecitinib", "EMA", "alopecia-areata", "ritlecitinib.ema.latent-tb"),
+    ("filgotinib", "EMA", "rheumatoid-arthritis", "filgotinib.ema.latent-tb"),
+    ("tofacitinib", "PMDA", "rheumatoid-arthritis", "tofacitinib.pmda.latent-tb")])
+def test_latent_tb_clause_read_in_the_label(drug, regulator, indication, rule):
+    a = assess(drug, regulator, indication, conditions=["latent-tuberculosis"],
+               screening={**BASE["screening"], "tuberculosis": "positive"})
+    assert rule in {f.rule for f in a.findings}
+
+
+def test_a_label_without_the_clause_says_so_only_when_the_patient_is_concerned():
+    plain = assess("deucravacitinib", "PMDA", "psoriasis")
+    assert not any(f.rule.startswith("label.not-encoded") for f in plain.findings)
+    live = assess("deucravacitinib", "PMDA", "psoriasis", vaccines_planned=["live"])
+    gap = [f for f in live.findings if f.rule == "label.not-encoded.live-vaccines"]
+    assert gap and gap[0].severity == "caution" and gap[0].sources

@@ -216,6 +216,19 @@ class MonitoringItem(Model):
     sources: Sources
 
 
+class NotEncoded(Model):
+    """A clause the class usually carries that this label has no rule for, and why (the checker says so when it matters).
+
+    ``topic`` names the clause: ``live-vaccines`` (the patient plans a live vaccine) or ``latent-tuberculosis`` (the
+    patient has latent TB). The reason says whether the label is silent (and which sections were read) or its wording
+    was not read; the data tests over every label require a rule or one of these.
+    """
+
+    topic: Literal["live-vaccines", "latent-tuberculosis"]
+    reason: str = Field(min_length=1)
+    sources: Sources
+
+
 class AdverseEffect(Model):
     term: str
     frequency: str | None = Field(None, description="label wording, e.g. 'very common (>=1/10)' or '4.2%'")
@@ -238,6 +251,7 @@ class Label(Model):
     monitoring: list[MonitoringItem] = Field(default_factory=list)
     doses: list[Dose] = Field(default_factory=list)
     doses_not_recorded: list[DoseGap] = Field(default_factory=list, description="approved indications without a verified dose")
+    not_encoded: list[NotEncoded] = Field(default_factory=list, description="class clauses (live vaccines, latent TB) with no rule here, and why")
     adverse_effects: list[AdverseEffect] = Field(default_factory=list)
     partial: str | None = Field(None, description="label sections jakinib has not read; the checker reports it")
     sources: Sources

@@ -273,6 +273,7 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
             findings.append(Finding(rule=rule.id, severity="caution", needs=sorted(missing), sources=list(rule.sources),
                                     message=f"Unknown: needs {', '.join(sorted(missing))}. If it applies: {rule.message}"))
     findings.extend(_surrogate_findings(outcome, rules))
+    findings.extend(_not_encoded(label, patient))
     base = _base_dose(label, indication, patient)
     if approved and indication is not None and base is None:
         findings.append(_dose_not_recorded(label, indication, regulator, patient, product))
@@ -284,6 +285,23 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
                       dose=_dose(base, fired, outcome), findings=_sorted(findings),
                       screening_missing=screening_missing, monitoring=_monitoring(label, today))
+
+
+NOT_ENCODED_APPLIES = {"live-vaccines": ("vaccines_planned", "live", "A live vaccine is planned"),
+                       "latent-tuberculosis": ("conditions", "latent-tuberculosis", "The patient has latent tuberculosis")}
+"""Label.not_encoded topic -> (patient list, value, what the patient has): when it holds, the gap is a finding."""
+
+
+def _not_encoded(label: s.Label | None, patient: Patient) -> list[Finding]:
+    """A class clause this label has no rule for, said when the patient is concerned (never silence)."""
+    out = []
+    for gap in label.not_encoded if label else []:
+        field, value, what = NOT_ENCODED_APPLIES[gap.topic]
+        if value in getattr(patient, field):
+            out.append(Finding(rule=f"label.not-encoded.{gap.topic}", severity="caution", sources=list(gap.sources),
+                               message=f"{what}, and jakinib has no {gap.topic.replace('-', ' ')} rule for this label: "
+                                       f"{gap.reason} Check the label before going ahead."))
+    return out
 
 
 def _surrogate_findings(outcome: renal.Outcome, rules: list[s.Rule]) -> list[Finding]:
