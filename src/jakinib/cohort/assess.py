@@ -102,6 +102,9 @@ def _plan_inputs(kb: KnowledgeBase, drug: Any, regulator: str, indication: str |
         both = cuts.get("labs.crcl", set()) | cuts.get("labs.egfr", set())
         for field in renal.RENAL_FIELDS:  # a surrogate is compared with the other measure's cut-offs, and near them at +-m
             cuts[field] = both | {t / (1 - m) for t in both} | {t / (1 + m) for t in both}
+    for gap in label.not_encoded if label else []:
+        field, value, _ = engine.NOT_ENCODED_APPLIES[gap.topic]
+        lists[field].add(value)
     tests = [i.test for i in label.screening] if label else []
     for t in tests:
         lists["conditions"] |= {cid for cid, term in kb.conditions.items() if term.implies_screening.get(t) == "positive"}

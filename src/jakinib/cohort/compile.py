@@ -227,6 +227,7 @@ def finding_ids(kb: KnowledgeBase) -> list[str]:
     from jakinib.safety import renal
 
     ids |= {f"renal.surrogate.{m}" for m in renal.NAMES}
+    ids |= {f"label.not-encoded.{topic}" for topic in engine.NOT_ENCODED_APPLIES}
     ids |= {r.id for r in kb.rules}
     for d in kb.drugs.values():
         for label in d.labels:
@@ -271,6 +272,9 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
         cands.append(Candidate("label.none", "caution", be.lit(True)))
     elif label.partial:
         cands.append(Candidate("label.partial", "caution", be.lit(True)))
+    for gap in label.not_encoded if label else []:  # a class clause with no rule here: said when the patient is concerned
+        field, value, _ = engine.NOT_ENCODED_APPLIES[gap.topic]
+        cands.append(Candidate(f"label.not-encoded.{gap.topic}", "caution", be.has(be.col(field), value)))
 
     # rules: fired -> the rule's status; unknown -> caution
     dose_rules: list[tuple[float, int, s.Rule, Any]] = []
