@@ -17,6 +17,22 @@ SHARED = Path(os.environ.get("JAKINIB_SHARED", ROOT.parent / "shared"))
 SCRIPT = Path(sys.executable).with_name("jakinib")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshots", action="store_true", default=False,
+                     help="browser tests write their screenshots to docs/screenshots/ (the committed copies) "
+                          "instead of a temporary folder")
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(request, tmp_path_factory) -> Path:
+    """Where browser tests save screenshots: a temporary folder, or docs/screenshots/ with --update-screenshots."""
+    if request.config.getoption("--update-screenshots"):
+        path = ROOT / "docs" / "screenshots"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.fixture(scope="session")
 def kb():
     return jakinib.load()

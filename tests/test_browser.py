@@ -1,7 +1,7 @@
 """Pages in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium; never a downloaded browser).
 
 The first-time-user path (home -> drug -> approvals in their country -> checker result) is walked with
-screenshots kept in test-artifacts/screenshots/ (copies in docs/screenshots/).
+screenshots kept in test-artifacts/screenshots/ (``--update-screenshots`` writes the copies in docs/screenshots/).
 """
 
 from __future__ import annotations
@@ -36,20 +36,21 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+def page(browser, request, screenshot_dir):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.errors = errors
+    pg.shots = screenshot_dir if request.config.getoption("--update-screenshots") else SHOTS
     yield pg
     ctx.close()
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    page.shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=False)
 
 
 def test_first_time_user_path(server, page):

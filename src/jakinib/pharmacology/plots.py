@@ -27,7 +27,14 @@ def concentration_svg(sim: Any, width: int = 700, height: int = 380) -> str:
     ic50s = sorted({(p.ic50_nM, p.cytokine) for p in sim.pathways if p.ic50_nM}, key=lambda x: x[0])
     values = [*conc[conc > 0].tolist(), *(v for v, _ in ic50s)]
     lo, hi = np.log10(min(values) / 1.5), np.log10(max(values) * 1.5)
-    left, right, top, bottom = 64, width - 120, 30, height - 44
+    shown: dict[float, list[str]] = {}
+    for v, name in ic50s:
+        shown.setdefault(v, []).append(name)
+    labels = {v: ", ".join(names[:3]) + (" …" if len(names) > 3 else "") + f" IC50 {v:g}" for v, names in shown.items()}
+    # The IC50 labels sit right of the plot; the picture widens to the longest one (about 6.2 px a character at 10 px).
+    label_w = max((len(text) for text in labels.values()), default=0) * 6.2 + 12
+    left, right, top, bottom = 64, width - 24, 30, height - 44
+    width += label_w
 
     def x(h: float) -> float:
         return left + (right - left) * h / 24
@@ -47,13 +54,14 @@ def concentration_svg(sim: Any, width: int = 700, height: int = 380) -> str:
                      f'<text x="{left - 6}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{tick:g}</text>')
     for h in range(0, 25, 4):
         parts.append(f'<text x="{x(h):.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle">{h}</text>')
-    shown: dict[float, list[str]] = {}
-    for v, name in ic50s:
-        shown.setdefault(v, []).append(name)
-    for v, names in shown.items():
-        label = ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+    label_y: list[float] = []
+    for v in sorted(labels, reverse=True):  # top to bottom; labels closer than 12 px are pushed apart
+        yy = y(v) + 4
+        if label_y and yy < label_y[-1] + 12:
+            yy = label_y[-1] + 12
+        label_y.append(yy)
         parts.append(f'<line x1="{left}" x2="{right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#b03a2e" stroke-dasharray="5 4"/>'
-                     f'<text x="{right + 4}" y="{y(v) + 4:.1f}" font-size="10" fill="#b03a2e">{label} IC50 {v:g}</text>')
+                     f'<text x="{right + 4}" y="{yy:.1f}" font-size="10" fill="#b03a2e">{labels[v]}</text>')
     parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f4e79" stroke-width="2"/>')
     parts.append(f'<text x="{(left + right) / 2}" y="{height - 8}" font-size="12" text-anchor="middle">'
                  f'hours (steady state, {sim.dose_mg:g} mg every {sim.every_h:g} h)</text>')

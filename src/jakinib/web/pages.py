@@ -6,6 +6,7 @@ Citations are numbered per page (``cite``) and listed at the bottom with their t
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from jakinib.errors import InputError, JakinibError
 from jakinib.jsonio import loads_strict
 from jakinib.knowledge import fields, views
 from jakinib.knowledge.schema import KINASES, REGULATORS
-from jakinib.web import params
+from jakinib.web import params, pathway_svg
 
 MAX_UPLOAD_BYTES = 5_000_000  # a FHIR Bundle for one patient; the app's body limit applies first
 
@@ -33,6 +34,9 @@ REGION_NAMES = {"FDA": "United States (FDA)", "EMA": "European Union (EMA)", "TG
                 "NMPA": "China (NMPA)"}
 GRADE_TITLE = {"primary": "verification grade: read in the issuer's own document",
                "transcription": "verification grade: read in a verbatim copy", "secondary": "verification grade: read in a summary or news report"}
+# The schema's drug classes (knowledge/schema.py DrugClass) as a reader says them.
+CLASS_NAME = {"pan-jak": "Pan-JAK inhibitor", "selective": "Selective JAK inhibitor",
+              "allosteric-tyk2": "Allosteric TYK2 inhibitor", "jak3-tec-covalent": "Covalent JAK3/TEC-family kinase inhibitor"}
 STATUS_LABEL = {"contraindicated": "Contraindicated", "do-not-start": "Do not start", "avoid": "Avoid", "caution": "Caution", "ok": "OK"}
 # Section headings of the seed article, in its order, with the class-fact topics each one shows.
 ARTICLE = [("Introduction", ["definition"]), ("Uses", ["uses"]), ("Mechanism and classification", ["mechanism", "classification"]),
@@ -69,17 +73,64 @@ def render(name: str, request: Request, status: int = 200, **context: Any) -> HT
     kb = jakinib.load()
     cite = Citations()
     html = ENV.get_template(name).render(request=request, kb=kb, cite=cite, regions=REGULATORS, region_names=REGION_NAMES,
-                                         review_date=kb.review_date, version=jakinib.__version__, status_label=STATUS_LABEL,
+                                         review_date=kb.review_date, version=jakinib.__version__, status_label=STATUS_LABEL, class_name=CLASS_NAME,
                                          **context)
     return HTMLResponse(html, status_code=status)
 
 
-def _region(value: str | None) -> str:
+REGION_COOKIE = "jakinib_region"
+REGION_MAX_AGE_S = 365 * 24 * 3600
+
+
+def _region(value: str | None, fallback: str = "FDA") -> str:
     kb = jakinib.load()
     try:
-        return kb.regulator(value) if value else "FDA"
+        return kb.regulator(value) if value else fallback
     except JakinibError:
-        return "FDA"
+        return fallback
+
+
+def chosen_region(request: Request, value: str | None) -> str:
+    """The region a page shows: ``?region=`` first, then the one remembered in the cookie, then the server's default."""
+    settings = getattr(request.app.state, "settings", None)
+    default = getattr(settings, "default_region", "FDA")
+    return _region(value or request.cookies.get(REGION_COOKIE), _region(default))
+
+
+def remember_region(response: Response, request: Request, value: str | None, region: str) -> Response:
+    """An explicit ``?region=`` choice is remembered for every page (a cookie; no script needed)."""
+    if value and request.cookies.get(REGION_COOKIE) != region:
+        response.set_cookie(REGION_COOKIE, region, max_age=REGION_MAX_AGE_S, path="/", samesite="lax", httponly=True)
+    return response
+
+
+ACRONYMS = {"mace": "MACE", "vte": "VTE", "tb": "TB", "ecg": "ECG", "hiv": "HIV", "cbc": "CBC", "dvt": "DVT"}
+
+
+def term(slug: str) -> str:
+    """A slug as words for a reader ('serious-infections' -> 'Serious infections', 'mace' -> 'MACE')."""
+    words = [ACRONYMS.get(w, w.upper() if len(w) == 1 else w) for w in str(slug).split("-")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def terms(slugs: Any) -> str:
+    """A list of slugs as one phrase: the first capitalised, acronyms kept ('Serious infections, mortality, MACE')."""
+    out = [term(x) for x in slugs]
+    return ", ".join(w if i == 0 or w.isupper() else w[:1].lower() + w[1:] for i, w in enumerate(out))
+
+
+def brand_name(product: Any, regulator: str | None = None) -> str:
+    """The brand a product is sold under by ``regulator`` (else its first brand, else its formulation)."""
+    for b in product.brands:
+        if regulator is None or not b.regulators or regulator in b.regulators:
+            return str(b.name)
+    return str(product.brands[0].name) if product.brands else str(product.formulation)
+
+
+def _brand_of(product_id: str, regulator: str | None = None) -> str:
+    _, product = jakinib.load().product(product_id)
+    return brand_name(product, regulator)
 
 
 def _selectivity_svg(drug: Any) -> Markup:
@@ -108,6 +159,9 @@ def _selectivity_svg(drug: Any) -> Markup:
 
 
 ENV.globals["selectivity_svg"] = _selectivity_svg
+ENV.globals["brand_of"] = _brand_of
+ENV.filters["term"] = term
+ENV.filters["terms"] = terms
 
 
 def register(app: FastAPI) -> None:
@@ -128,16 +182,17 @@ def register(app: FastAPI) -> None:
         return render("search.html", request, q=q, hits=hits)
 
     @app.get("/jak-inhibitors", response_class=HTMLResponse, include_in_schema=False)
-    def article(request: Request, region: str | None = None) -> HTMLResponse:
+    def article(request: Request, region: str | None = None) -> Response:
         kb = jakinib.load()
-        reg = _region(region)
+        reg = chosen_region(request, region)
         facts = {}
         for f in kb.class_facts:
             facts.setdefault(f.topic, []).append(f)
         approvals = kb.approvals(regulator=reg)
         labels = [(d, lab) for d in kb.drugs.values() for lab in d.labels if lab.regulator == reg]
-        return render("article.html", request, region=reg, article=ARTICLE, facts=facts, approvals=approvals, labels=labels,
-                      evidence=kb.evidence)
+        response = render("article.html", request, region=reg, article=ARTICLE, facts=facts, approvals=approvals,
+                          labels=labels, evidence=kb.evidence)
+        return remember_region(response, request, region, reg)
 
     @app.get("/drugs", include_in_schema=False)
     def drugs_index() -> RedirectResponse:
@@ -152,15 +207,13 @@ def register(app: FastAPI) -> None:
             return render("error.html", request, message=str(exc), status=404)
         if d.name != name:
             return RedirectResponse(f"/drugs/{d.name}" + (f"?region={region}" if region else ""), status_code=303)
-        reg = _region(region) if region else None
-        rows = kb.approvals(drug=d.name, decision=None)
-        by_region: dict[str, list[Any]] = {}
-        for r in rows:
-            by_region.setdefault(r.approval.regulator, []).append(r)
-        rules = [r for r in d.rules if reg is None or reg in r.regulators]
-        labels = [lab for lab in d.labels if reg is None or lab.regulator == reg]
-        return render("drug.html", request, d=d, region=reg, by_region=by_region, rules=rules, labels=labels,
-                      summary=views.drug_summary(kb, d))
+        reg = chosen_region(request, region)
+        rows = [r for r in kb.approvals(drug=d.name, decision=None) if r.approval.regulator == reg]
+        rules = [r for r in d.rules if reg in r.regulators]
+        labels = [lab for lab in d.labels if lab.regulator == reg]
+        response = render("drug.html", request, d=d, region=reg, rows=rows, rules=rules, labels=labels,
+                          summary=views.drug_summary(kb, d), glance=_at_a_glance(kb, d, reg))
+        return remember_region(response, request, region, reg)
 
     @app.get("/approvals", response_class=HTMLResponse, include_in_schema=False)
     def approvals_page(request: Request, drug: str | None = None, regulator: str | None = None, indication: str | None = None,
@@ -172,10 +225,19 @@ def register(app: FastAPI) -> None:
             rows = kb.approvals(drug or None, regulator or None, indication or None, age_v)
         except JakinibError as exc:
             rows, error = [], str(exc)
-        matrix: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        matrix: dict[str, dict[str, dict[str, list[Any]]]] = {}
         for r in rows:
-            matrix.setdefault((r.drug, r.approval.indication), {}).setdefault(r.approval.regulator, []).append(r)
-        return render("approvals.html", request, status=400 if error else 200, rows=rows, matrix=sorted(matrix.items()), error=error,
+            matrix.setdefault(r.drug, {}).setdefault(r.approval.indication, {}).setdefault(r.approval.regulator, []).append(r)
+        groups = [(d, sorted(inds.items(), key=lambda kv: kb.indications[kv[0]].label)) for d, inds in sorted(matrix.items())]
+        columns = [reg for reg in REGULATORS if any(r.approval.regulator == reg for r in rows)]
+        brands: dict[str, list[str]] = {}
+        for r in rows:  # a drug sold under one brand names it once, beside the drug; several brands: in each cell
+            name = _brand_of(r.product, r.approval.regulator)
+            if name not in brands.setdefault(r.drug, []):
+                brands[r.drug].append(name)
+        return render("approvals.html", request, status=400 if error else 200, rows=rows, groups=groups, columns=columns,
+                      brands_by_drug=brands,
+                      n_rows=sum(len(inds) for _, inds in groups), error=error,
                       f={"drug": drug or "", "regulator": regulator or "", "indication": indication or "", "age": age or ""})
 
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
@@ -190,7 +252,8 @@ def register(app: FastAPI) -> None:
 
     @app.get("/check", response_class=HTMLResponse, include_in_schema=False)
     def check_form(request: Request) -> HTMLResponse:
-        return render("check.html", request, form={}, report=None, error=None, fields=fields, chosen_conditions=[])
+        return render("check.html", request, form={"regulator": chosen_region(request, None)}, report=None, error=None,
+                      fields=fields, chosen_conditions=[], screening_choices=_screening_choices())
 
     @app.post("/check", response_class=HTMLResponse, include_in_schema=False)
     async def check_submit(request: Request) -> HTMLResponse:
@@ -216,11 +279,14 @@ def register(app: FastAPI) -> None:
         except JakinibError as exc:
             error = str(exc)
         return render("check.html", request, status=400 if error else 200, form=form, report=report, error=error,
-                      fields=fields, chosen_conditions=form.getlist("conditions"))
+                      fields=fields, chosen_conditions=form.getlist("conditions"), screening_choices=_screening_choices())
 
     @app.get("/pathways", response_class=HTMLResponse, include_in_schema=False)
     def pathways_page(request: Request) -> HTMLResponse:
-        return render("pathways.html", request, pathways=jakinib.load().pathways)
+        kb = jakinib.load()
+        overlays = _pathway_overlays()
+        return render("pathways.html", request, pathways=kb.pathways, overlays=overlays,
+                      diagram=Markup(pathway_svg.pathway_svg(kb.pathways, overlays)))
 
     @app.get("/simulate", response_class=HTMLResponse, include_in_schema=False)
     def simulate_page(request: Request, drug: str | None = None, dose: str | None = None, every: str | None = None) -> HTMLResponse:
@@ -241,6 +307,81 @@ def register(app: FastAPI) -> None:
         return render("simulate.html", request, status=400 if error else 200, sim=sim, svg=svg, error=error, simulable=names,
                       reach=reach(kb),
                       f={"drug": drug or "", "dose": dose or "", "every": every or ""})
+
+
+@functools.cache
+def _pathway_overlays() -> list[pathway_svg.Overlay]:
+    """Each simulable drug's average inhibition per pathway at its usual regimen (computed once per process)."""
+    from jakinib.pharmacology.simulate import simulable, simulate
+
+    kb = jakinib.load()
+    out = []
+    for name in dict.fromkeys(name for name, _ in simulable(kb)):
+        try:
+            sim = simulate(kb, name)
+        except JakinibError:
+            continue
+        if any(p.avg_inhibition_pct is not None for p in sim.pathways):
+            out.append(pathway_svg.Overlay(sim.drug, f"{sim.dose_mg:g} mg every {sim.every_h:g} h",
+                                           {p.cytokine: p.avg_inhibition_pct for p in sim.pathways}))
+    return out
+
+
+def _screening_choices() -> dict[str, tuple[str, ...]]:
+    """The answers the checker offers per screening item, read from the screening vocabulary: an item whose codes
+    record it as ``done`` (a vaccine, a panel) is done / not done; the others have a result. An item the vocabulary
+    does not cover offers every value."""
+    kb = jakinib.load()
+    values: dict[str, set[Any]] = {}
+    for code in kb.codes:
+        if code.field.startswith("screening."):
+            values.setdefault(code.field.removeprefix("screening."), set()).add(code.value)
+    results = ("negative", "positive", "indeterminate")
+    out = {}
+    for test in fields.SCREENING_TESTS:
+        seen = values.get(test)
+        out[test] = ("done",) if seen == {"done"} else results if seen else (*results, "done")
+    return out
+
+
+def _at_a_glance(kb: Any, d: Any, region: str) -> dict[str, Any]:
+    """The drug page's summary for one region: boxed warnings, approved indications with their usual dose, checks."""
+    labels = [lab for lab in d.labels if lab.regulator == region]
+    boxed: dict[tuple[str, ...], dict[str, Any]] = {}  # one box per distinct warning, naming every brand it covers
+    for lab in labels:
+        if lab.boxed_warning:
+            box = boxed.setdefault(tuple(lab.boxed_warning.topics), {"topics": lab.boxed_warning.topics, "brands": [],
+                                                                     "sources": [], "product": lab.product})
+            box["brands"] += [b for b in [_brand_of(lab.product, region)] if b not in box["brands"]]
+            box["sources"] += [c for c in lab.boxed_warning.sources if c not in box["sources"]]
+    approved = kb.approvals(drug=d.name, regulator=region)
+    indications: dict[str, dict[str, Any]] = {}
+    for row in sorted(approved, key=lambda r: r.sort_key):
+        entry = indications.setdefault(row.approval.indication, {"label": kb.indications[row.approval.indication].label,
+                                                                 "ages": {}, "doses": [], "gaps": []})
+        age = entry["ages"].setdefault((row.approval.min_age_years, _brand_of(row.product, region)), [])
+        age += [c for c in row.approval.sources if c not in age]
+        lab = kb.label(row.product, region)
+        if lab is None:
+            continue
+        brand = _brand_of(row.product, region)
+        entry["doses"] += [(brand, x) for x in lab.doses
+                           if x.indication == row.approval.indication and (brand, x) not in entry["doses"]]
+        entry["gaps"] += [g for g in lab.doses_not_recorded if g.indication == row.approval.indication and g not in entry["gaps"]]
+    checks: dict[str, Any] = {}
+    for lab in labels:
+        for item in lab.screening:
+            if item.test not in checks or (item.blocking and not checks[item.test].blocking):
+                checks[item.test] = item
+    products = {r.product for r in approved} or {p.id for p in d.products}
+    elsewhere = sorted({lab.regulator for lab in d.labels if lab.boxed_warning and lab.regulator != region})
+    others = {r.approval.regulator for r in kb.approvals(drug=d.name)} | {lab.regulator for lab in d.labels}
+    for entry in indications.values():
+        entry["several_brands"] = len({brand for brand, _ in entry["doses"]}) > 1
+    return {"boxed": list(boxed.values()), "boxed_elsewhere": elsewhere, "indications": list(indications.values()),
+            "checks": sorted(checks.values(), key=lambda i: (not i.blocking, i.test)),
+            "forms": [(brand_name(p, region), p.formulation) for p in d.products if p.id in products],
+            "other_regions": [r for r in REGULATORS if r in others and r != region]}
 
 
 def _patient_from_form(form: Any) -> dict[str, Any]:
