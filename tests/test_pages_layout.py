@@ -108,6 +108,9 @@ def test_no_page_overflows_and_each_is_photographed(server, viewport, kb, screen
         wide = viewport.evaluate("document.scrollingElement.scrollWidth")
         if wide > viewport.evaluate("innerWidth"):
             overflowing[url] = wide
+        if url.startswith("/drugs/"):  # every drug page opens with its summary on the first screen
+            top = viewport.locator("#summary-h").bounding_box()
+            assert top and top["y"] + top["height"] <= viewport.evaluate("innerHeight"), url
         if photograph:
             viewport.screenshot(path=str(screenshot_dir / f"page-{_shot_name(url)}-{viewport.width}.png"))
     # The checker's result is a page too (POST /check).
@@ -156,6 +159,12 @@ def test_region_choice_is_remembered_across_pages(server, browser):
     assert pg.locator("#region-name").inner_text() == "European Union (EMA)"
     pg.goto(server.url + "/check")
     assert pg.locator("#regulator").input_value() == "EMA"
+    pg.select_option("#regulator", "TGA")  # a checker run under another regulator is remembered too
+    pg.fill("#age", "50")
+    pg.click("#run-check")
+    pg.wait_for_selector("#report")
+    pg.goto(server.url + "/drugs/upadacitinib")
+    assert pg.locator("#region").input_value() == "TGA"
     ctx.close()
     fresh = browser.new_context()
     pg = fresh.new_page()

@@ -171,7 +171,8 @@ def register(app: FastAPI) -> None:
     def index(request: Request) -> HTMLResponse:
         kb = jakinib.load()
         derm = [t for t in kb.indications.values() if t.dermatology and kb.approvals(indication=t.id)]
-        return render("index.html", request, drugs=list(kb.drugs.values()), derm=derm)
+        brands = {d.name: views.drug_summary(kb, d)["brands"] for d in kb.drugs.values()}  # every brand, each once
+        return render("index.html", request, drugs=list(kb.drugs.values()), derm=derm, brands=brands)
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
     def search_page(request: Request, q: str = "") -> Response:
@@ -256,7 +257,7 @@ def register(app: FastAPI) -> None:
                       fields=fields, chosen_conditions=[], screening_choices=_screening_choices())
 
     @app.post("/check", response_class=HTMLResponse, include_in_schema=False)
-    async def check_submit(request: Request) -> HTMLResponse:
+    async def check_submit(request: Request) -> Response:
         form = await request.form()
         error, report = None, None
         try:
@@ -278,8 +279,10 @@ def register(app: FastAPI) -> None:
                                    indication=str(form.get("indication") or "") or None)
         except JakinibError as exc:
             error = str(exc)
-        return render("check.html", request, status=400 if error else 200, form=form, report=report, error=error,
-                      fields=fields, chosen_conditions=form.getlist("conditions"), screening_choices=_screening_choices())
+        response = render("check.html", request, status=400 if error else 200, form=form, report=report, error=error,
+                          fields=fields, chosen_conditions=form.getlist("conditions"), screening_choices=_screening_choices())
+        chosen = str(form.get("regulator") or "")
+        return remember_region(response, request, chosen, _region(chosen)) if report else response
 
     @app.get("/pathways", response_class=HTMLResponse, include_in_schema=False)
     def pathways_page(request: Request) -> HTMLResponse:
