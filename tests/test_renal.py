@@ -315,3 +315,13 @@ def test_every_label_set_with_a_renal_rule_is_in_the_egfr_and_creatinine_battery
     """The 'Done when' battery above covers upadacitinib (FDA) and ruxolitinib (EMA) now that they have renal rules."""
     assert {("upadacitinib", "FDA"), ("ruxolitinib", "EMA"), ("ruxolitinib", "FDA"), ("tofacitinib", "FDA"),
             ("baricitinib", "FDA"), ("fedratinib", "EMA")} <= set(LABEL_SETS)
+
+
+def test_a_rule_dose_equal_to_the_usual_dose_caps_it_and_its_text_is_shown():
+    """The usual US atopic dermatitis text offers 30 mg; severe renal impairment caps at 15 mg. The rule's dose equals the
+    usual daily dose, and it still wins: the patient must not read '... consider 30 mg'."""
+    import jakinib
+
+    a = jakinib.check({"age": 40, "sex": "female", "labs": {"egfr": 22}}, drugs=["upadacitinib"], regulator="FDA",
+                      indication="atopic-dermatitis").assessments[0]
+    assert a.dose.mg == 15 and a.dose.adjusted and "30 mg" not in a.dose.text.replace("no escalation to 30 mg", "")

@@ -170,7 +170,8 @@ NOT_RECOMMENDED = ("contraindicated", "do-not-start", "avoid")
 
 def _dose_for(base: s.Dose | None, fired: list[s.Rule]) -> DoseRecommendation | None:
     """The dose once the fired rules are applied: a renal 'not recommended' or a renal adjustment the data
-    states only in words wins (never the normal-function dose), else the lowest structured dose action."""
+    states only in words wins (never the normal-function dose), else the lowest structured dose action when it is at
+    most the usual dose."""
     renal_stop = [r for r in fired if r.renal is not None and r.dose is None and r.status in NOT_RECOMMENDED]
     if renal_stop:
         return DoseRecommendation(mg=None, every_h=None, text=f"Not recommended: {renal_stop[0].message}", adjusted=True,
@@ -184,7 +185,9 @@ def _dose_for(base: s.Dose | None, fired: list[s.Rule]) -> DoseRecommendation | 
         chosen = min(actions, key=lambda r: r.dose.mg * 24 / r.dose.every_h)  # type: ignore[union-attr]
         assert chosen.dose is not None
         base_mg_day = _mg_day(base.mg, base.every_h) if base else None
-        if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h < base_mg_day:
+        # equal to the usual daily dose still wins: the rule's dose is a ceiling (the usual text may offer an escalation,
+        # "15 mg once daily; 30 mg may be considered", which the rule rules out)
+        if base_mg_day is None or chosen.dose.mg * 24 / chosen.dose.every_h <= base_mg_day:
             return DoseRecommendation(mg=chosen.dose.mg, every_h=chosen.dose.every_h, text=chosen.dose.text,
                                       adjusted=True, reason=chosen.message, sources=list(chosen.sources))
     if base is None:
