@@ -170,6 +170,12 @@ def test_region_choice_is_remembered_across_pages(server, browser):
     pg = fresh.new_page()
     pg.goto(server.url + "/drugs/upadacitinib")
     assert pg.locator("#region").input_value() == "FDA"
+    pg.goto(server.url + "/drugs/upadacitinib?region=Narnia")  # an unknown region shows the default, remembers nothing
+    assert pg.locator("#region").input_value() == "FDA"
+    assert not [c for c in fresh.cookies() if c["name"] == "jakinib_region"]
+    pg.goto(server.url + "/drugs/upadacitinib?region=japan")  # a country name resolves like the CLI's --regulator
+    assert pg.locator("#region").input_value() == "PMDA"
+    assert [c["value"] for c in fresh.cookies() if c["name"] == "jakinib_region"] == ["PMDA"]
     fresh.close()
 
 

@@ -98,8 +98,8 @@ def chosen_region(request: Request, value: str | None) -> str:
 
 
 def remember_region(response: Response, request: Request, value: str | None, region: str) -> Response:
-    """An explicit ``?region=`` choice is remembered for every page (a cookie; no script needed)."""
-    if value and request.cookies.get(REGION_COOKIE) != region:
+    """An explicit ``?region=`` choice is remembered for every page (a cookie; no script needed); an unknown one is not."""
+    if value and _region(value, "") == region and request.cookies.get(REGION_COOKIE) != region:
         response.set_cookie(REGION_COOKIE, region, max_age=REGION_MAX_AGE_S, path="/", samesite="lax", httponly=True)
     return response
 
