@@ -480,3 +480,32 @@ def test_deuruxolitinib_with_a_cyp2c9_inhibitor_is_never_silent():
     assert a.status != "ok"
     poor = assess("deuruxolitinib", "FDA", "alopecia-areata", metabolizer={"CYP2C9": "poor"})
     assert poor.status == "do-not-start"
+
+
+# ---- item 10 (shown in the check report): each finding carries the grade of its sources -----------------------
+
+
+def test_every_finding_carries_the_grade_of_its_sources():
+    a = assess("tofacitinib", "PMDA", "rheumatoid-arthritis", conditions=["latent-tuberculosis"], vaccines_planned=["live"],
+               screening={**BASE["screening"], "tuberculosis": "positive"})
+    assert a.findings
+    for f in a.findings:
+        assert f.grade == KB.grade(f.sources), f.rule
+    by_rule = {f.rule: f.grade for f in a.findings}
+    assert by_rule["tofacitinib.pmda.latent-tb"] == "transcription"
+    assert by_rule["label.not-encoded.live-vaccines"] == "secondary"
+
+
+def test_check_json_adds_only_the_grade_field(cli, tmp_path):
+    import json
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**BASE, "indication": "rheumatoid-arthritis", "vaccines_planned": ["live"]}))
+    r = cli("check", str(path), "--drug", "tofacitinib", "--regulator", "EMA", "--today", "2026-12-01", "--json")
+    assert r.code == 0, r.err
+    for f in r.json()["assessments"][0]["findings"]:
+        assert set(f) == {"rule", "severity", "message", "sources", "needs", "surrogate", "grade"}
+        assert f["grade"] in ("primary", "transcription", "secondary")
+    text = cli("check", str(path), "--drug", "tofacitinib", "--regulator", "EMA", "--today", "2026-12-01")
+    assert text.code == 0, text.err
+    assert "xeljanz-ema-pil-epi#2 · transcription" in " ".join(text.out.split())

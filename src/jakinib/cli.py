@@ -296,7 +296,8 @@ def _print_report(report: Any) -> None:
             adj = f" — adjusted: {a.dose.reason}" if a.dose.adjusted else ""
             con.print(f"  dose: {a.dose.text}{adj}")
         for fnd in a.findings:
-            con.print(f"  [{STATUS_STYLE[fnd.severity]}]{fnd.severity:>15}[/] {fnd.message} [dim]({', '.join(fnd.sources)})[/dim]",
+            grade = f" · {fnd.grade}" if fnd.grade else ""
+            con.print(f"  [{STATUS_STYLE[fnd.severity]}]{fnd.severity:>15}[/] {fnd.message} [dim]({', '.join(fnd.sources)}{grade})[/dim]",
                       highlight=False)
         if a.screening_missing:
             con.print(f"  screen before starting: {', '.join(a.screening_missing)}")

@@ -286,7 +286,7 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
         findings.append(_unmapped_medications(patient.unmapped_medications))
     status = worst([x.severity for x in findings])
     return Assessment(drug=drug.name, product=product.id, route=product.route, status=status, approved=approved,
-                      dose=_dose(base, fired, outcome), findings=_sorted(findings),
+                      dose=_dose(base, fired, outcome), findings=_graded(kb, _sorted(findings)),
                       screening_missing=screening_missing, monitoring=_monitoring(label, today))
 
 
@@ -342,6 +342,11 @@ def _unmapped_medications(names: tuple[str, ...]) -> Finding:
     verb = "is" if len(names) == 1 else "are"
     return Finding(rule="medication.unmapped", severity="caution", sources=["seed"],
                    message=f"{what} {shown}{more} {verb} not in jakinib's interaction table: check interactions against the label.")
+
+
+def _graded(kb: KnowledgeBase, findings: list[Finding]) -> list[Finding]:
+    """Each finding with the verification grade of what it rests on (the best grade among its sources)."""
+    return [f.model_copy(update={"grade": kb.grade(f.sources)}) for f in findings]
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:

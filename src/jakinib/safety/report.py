@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from jakinib.knowledge.schema import STATUS_ORDER
+from jakinib.knowledge.schema import STATUS_ORDER, Grade
 
 Status = Literal["contraindicated", "do-not-start", "avoid", "caution", "ok"]
 
@@ -22,6 +22,7 @@ class Finding(_Frozen):
     sources: list[str]
     needs: list[str] | None = None  # set when the rule could not be decided: the missing inputs
     surrogate: str | None = None  # set when a renal rule was read with the other renal measure (safety/renal.py)
+    grade: Grade | None = None  # best verification grade among ``sources`` (knowledge/provenance.py), set by the engine
 
 
 class DoseCandidate(_Frozen):
