@@ -104,7 +104,8 @@ def drug(name: str, as_json: JsonOpt = False) -> None:
            [[t.kinase, t.ic50_nM, t.atp_uM, ", ".join(t.sources), kb.grade(t.sources)] for t in d.targets])
     _table("Products", ["product", "route", "formulation", "strengths", "boxed warning"],
            [[p["name"], p["route"], p["formulation"], ", ".join(p["strengths"]),
-             "; ".join(f"{b['regulator']}: {', '.join(b['topics'])}" for b in p["boxed_warnings"]) or "none recorded"]
+             "; ".join(f"{b['regulator']}: {', '.join(kb.display_name(x, start=False) for x in b['topics'])}"
+                       for b in p["boxed_warnings"]) or "none recorded"]
             for p in data["products"]])
     _print_approvals(data["approvals"])
 
@@ -288,6 +289,7 @@ STATUS_STYLE = {"contraindicated": "bold white on red", "do-not-start": "bold re
 
 
 def _print_report(report: Any) -> None:
+    kb = _kb()
     con = _console()
     for a in report.assessments:
         con.print()
@@ -300,9 +302,9 @@ def _print_report(report: Any) -> None:
             con.print(f"  [{STATUS_STYLE[fnd.severity]}]{fnd.severity:>15}[/] {fnd.message} [dim]({', '.join(fnd.sources)}{grade})[/dim]",
                       highlight=False)
         if a.screening_missing:
-            con.print(f"  screen before starting: {', '.join(a.screening_missing)}")
+            con.print(f"  screen before starting: {', '.join(kb.display_name(x) for x in a.screening_missing)}")
         if a.monitoring:
-            con.print("  monitoring: " + "; ".join(f"{m.test} {m.date or m.when}" for m in a.monitoring[:8]))
+            con.print("  monitoring: " + "; ".join(f"{kb.display_name(m.test)} {m.date or m.when}" for m in a.monitoring[:8]))
 
 
 @app.command()

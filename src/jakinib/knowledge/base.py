@@ -80,6 +80,7 @@ class KnowledgeBase:
     rxnorm: list[s.RxNormConcept] = field(default_factory=list)
     signoffs: list[s.SignOff] = field(default_factory=list)
     screening_windows: dict[str, s.ScreeningWindow] = field(default_factory=dict)
+    display_names: dict[str, str] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -92,6 +93,17 @@ class KnowledgeBase:
             keys = [name, *d.synonyms] + [b.name for p in d.products for b in p.brands]
             for k in keys:
                 self._names.setdefault(_key(k), name)
+
+    def display_name(self, slug: str, *, start: bool = True) -> str:
+        """How ``slug`` is written for people (``display_names.yaml``; a lab's ``label``; else its words capitalised).
+
+        ``start=False`` gives the mid-sentence form: "hepatitis C", but "ECG" and "HIV" stay as they are.
+        """
+        name = self.display_names.get(slug) or (self.labs[slug].label if slug in self.labs else None) \
+            or slug.replace("-", " ").capitalize()
+        if not start and len(name) > 1 and name[1].islower():
+            name = name[0].lower() + name[1:]
+        return name
 
     def drug(self, name: str) -> s.DrugFile:
         """A drug by generic name, brand or synonym (case-insensitive)."""
@@ -392,7 +404,7 @@ def _term_index(terms: dict[str, s.Term], codes: bool = False) -> dict[str, str]
     return out
 
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when the cache layout changes (the jakinib version and the data files are in the key already)."""
 
 
@@ -406,7 +418,7 @@ def _snapshot_model() -> type[BaseModel]:
     for f_ in dataclasses.fields(KnowledgeBase):
         if f_.name.startswith("_") or f_.name == "data_dir":
             continue
-        default = [] if f_.default_factory is list else ...  # type: ignore[comparison-overlap]
+        default = f_.default_factory() if f_.default_factory in (list, dict) else ...  # type: ignore[misc]
         specs[f_.name] = (hints[f_.name], default)
     return create_model("_Snapshot", **specs)
 
@@ -550,6 +562,13 @@ def _build(data_dir: Path) -> KnowledgeBase:
     pathways = sections("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
     signoffs = (sections("signoffs.yaml", {"signoffs": s.SignOff}) if (data_dir / "signoffs.yaml").is_file()
                 else {"signoffs": []})
+    names = (sections("display_names.yaml", {"names": s.DisplayName}) if (data_dir / "display_names.yaml").is_file()
+             else {"names": []})
+    seen_names: set[str] = set()
+    for n in names["names"]:
+        if n.id in seen_names:
+            raise KnowledgeError(f"display_names.yaml: {n.id!r} is named twice")
+        seen_names.add(n.id)
     kb = KnowledgeBase(
         drugs=drugs,
         sources=sources,
@@ -566,6 +585,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
         potency=pathways["potency"],
         data_dir=data_dir,
         signoffs=signoffs["signoffs"],
+        display_names={n.id: n.name for n in names["names"]},
     )
     kb._index_names()
     kb.check()

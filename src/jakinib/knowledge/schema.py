@@ -568,6 +568,13 @@ class RxNormConcept(Model):
     sources: Sources
 
 
+class DisplayName(Model):
+    """How a slug (a screening or monitoring test, a warning topic) is written for people: ``hepatitis-c`` -> Hepatitis C."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+
+
 class SignOff(Model):
     """A pharmacist's review of what one drug rests on under one regulator (``data/signoffs.yaml``)."""
 

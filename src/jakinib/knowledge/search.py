@@ -85,14 +85,14 @@ def _docs(kb: KnowledgeBase) -> list[Doc]:
         for lab in d.labels:
             if lab.boxed_warning:
                 bw = lab.boxed_warning
-                add("boxed-warning", "boxed", "Boxed warning " + ", ".join(t.replace("-", " ") for t in bw.topics),
-                    lab.regulator, bw.text or "")
+                topics = ", ".join(kb.display_name(t, start=False) for t in bw.topics)
+                add("boxed-warning", "boxed", f"Boxed warning: {topics}", lab.regulator, bw.text or "")
             for w in lab.warnings:
-                add("warning", w.topic, w.topic.replace("-", " ").capitalize(), lab.regulator, w.text)
+                add("warning", w.topic, kb.display_name(w.topic), lab.regulator, w.text)
             for c in lab.contraindications:
                 add("contraindication", "contraindications", "Contraindications", lab.regulator, c.text)
             for item in lab.screening:
-                add("screening", item.test, f"{item.test.replace('-', ' ').capitalize()} screening", lab.regulator, item.text)
+                add("screening", item.test, f"{kb.display_name(item.test)} screening", lab.regulator, item.text)
             if lab.pregnancy:
                 add("pregnancy", "pregnancy", "Pregnancy", lab.regulator, lab.pregnancy.text)
             if lab.breastfeeding:

@@ -116,7 +116,7 @@ def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient, today
                 rule=f"screening.{item.test}.contradiction", severity="caution", needs=[f"screening.{item.test}"],
                 sources=sorted({*item.sources, *(c for t in implied for c in t.sources)}),
                 message=(f"Contradictory record: {', '.join(t.label.lower() for t in implied)} is recorded but the "
-                         f"{item.test.replace('-', ' ')} screen is negative; jakinib keeps the condition. "
+                         f"{kb.display_name(item.test, start=False)} screen is negative; jakinib keeps the condition. "
                          f"Check the record before starting. {item.text}")))
             continue
         if result in ("not-done", "indeterminate"):
@@ -124,11 +124,11 @@ def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient, today
             findings.append(Finding(
                 rule=f"screening.{item.test}", severity="do-not-start" if item.blocking else "caution",
                 needs=[f"screening.{item.test}"], sources=list(item.sources),
-                message=(f"{item.test.replace('-', ' ').capitalize()} screening {'indeterminate' if result == 'indeterminate' else 'not recorded'}: "
+                message=(f"{kb.display_name(item.test)} screening {'indeterminate' if result == 'indeterminate' else 'not recorded'}: "
                          f"{item.text}")))
         elif result == "positive":
             findings.append(Finding(rule=f"screening.{item.test}.positive", severity="caution", sources=list(item.sources),
-                                    message=f"Positive {item.test.replace('-', ' ')} screen: {item.text}"))
+                                    message=f"Positive {kb.display_name(item.test, start=False)} screen: {item.text}"))
     return missing, findings
 
 
