@@ -95,3 +95,57 @@ def test_creatinine_in_umol_per_litre_gets_a_unit_suggestion(cli, tmp_path):
     p.write_text(json.dumps({"age": 50, "labs": {"creatinine": 90}}))
     r = cli("check", str(p))
     assert r.code == 2 and "µmol/L" in r.err and "1.02 mg/dL" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def _commands() -> list[list[str]]:
+    from jakinib.cli import app, kb_app
+
+    return ([[c.name or c.callback.__name__] for c in app.registered_commands]
+            + [["kb", c.name] for c in kb_app.registered_commands])
+
+
+def test_help_shows_readable_metavars_not_python_types():
+    import re
+
+    from typer.testing import CliRunner
+
+    from jakinib.cli import app
+
+    runner = CliRunner()
+    for args in _commands():
+        out = runner.invoke(app, [*args, "--help"], prog_name="jakinib").output
+        assert not re.search(r"<(bool|str|int|float|path|list\[[a-z]+\])>", out), (args, out)
+        usage = next(line for line in out.splitlines() if "Usage:" in line)
+        assert "{" not in usage, (args, usage)  # PATIENT, not {patient}
+    check = runner.invoke(app, ["check", "--help"], prog_name="jakinib").output
+    assert "Usage: jakinib check [OPTIONS] PATIENT" in check
+    assert re.search(r"--drug\s+NAME\b", check) and re.search(r"--today\s+YYYY-MM-DD\b", check)
+    assert re.search(r"--json\s+Print only JSON", check)  # a flag: no value shown
+    simulate = runner.invoke(app, ["simulate", "--help"], prog_name="jakinib").output
+    assert re.search(r"--dose\s+MG\b", simulate) and re.search(r"--every\s+HOURS\b", simulate)
+
+
+def _table_rows(out: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+
+
+def test_approvals_table_groups_by_drug_shows_brands_and_integer_ages(cli):
+    r = cli("approvals", "--indication", "atopic-dermatitis", "--regulator", "FDA")
+    assert r.code == 0, r.err
+    rows = [row for row in _table_rows(r.out) if row[2] == "FDA"]  # first line of each approval
+    data = cli("approvals", "--indication", "atopic-dermatitis", "--regulator", "FDA", "--json").json()
+    assert len(rows) == len(data) > 3
+    named = [row[0] for row in rows if row[0]]
+    assert named == sorted(set(named)) == sorted({a["drug"] for a in data})  # each drug named once, where its rows start
+    brands = {row[1] for row in rows}
+    assert {"Rinvoq", "Cibinqo"} <= brands and not any(b.endswith(("-oral", "-topical")) for b in brands), brands
+    ages = [row[6] for row in rows if row[6]]
+    assert "12" in ages and not any(a.endswith(".0") for a in ages), ages
+
+
+def test_drug_ic50s_print_as_integers_where_integral(cli):
+    r = cli("drug", "baricitinib")
+    assert r.code == 0, r.err
+    ic50 = {row[0]: row[1] for row in _table_rows(r.out) if row and row[0] in ("JAK1", "JAK2", "JAK3", "TYK2")}
+    assert ic50["TYK2"] == "53" and ic50["JAK1"] == "5.9", ic50
+    assert cli("drug", "baricitinib", "--json").json()["targets"]  # JSON keeps the numbers as numbers

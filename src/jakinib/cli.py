@@ -16,6 +16,36 @@ import typer
 
 from jakinib.errors import JakinibError
 
+
+def _readable_metavars() -> None:
+    """Help that reads ``--drug NAME``, ``--json`` (a flag takes no value) and ``PATIENT``, not Typer's Python
+    types (``--drug <list[str]>``, ``--json <bool>``, ``{patient}``): each option shows its ``metavar``, else its
+    name in capitals."""
+    from typer import core
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return self.metavar or (self.name or "value").upper().replace("_", "-")
+
+    def argument_name(self: Any) -> str:
+        name = (self.metavar or self.name or "value").upper().replace("_", "-")
+        return name + ("..." if self.nargs != 1 else "")
+
+    def argument_usage(self: Any) -> str:
+        name = (self.metavar or self.name or "value").upper().replace("_", "-")
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+    core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    core.TyperArgument._rich_display_name = argument_name  # type: ignore[attr-defined]
+    core.TyperArgument._usage_display_name = argument_usage  # type: ignore[attr-defined]
+    core.TyperArgument.display_name_raw = property(  # type: ignore[method-assign,assignment]
+        lambda self: (self.metavar or self.name or "value").upper().replace("_", "-"))
+
+
+_readable_metavars()
+
 app = typer.Typer(
     help="jakinib: the cited reference system for JAK inhibitors.",
     no_args_is_help=True,
@@ -60,14 +90,28 @@ def _console() -> Any:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _cell(value: Any) -> str:
+    """A table cell: nothing for None, ``12`` for 12.0 (integral data is printed as an integer), ``0.5`` as is."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() or abs(value) >= 1e-4 else str(value)
+    return str(value)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], group: bool = False) -> None:
+    """A Rich table; ``group=True`` prints the first column only where it changes, with a line between groups."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for c in columns:
         table.add_column(c, overflow="fold")
-    for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
+    for i, r in enumerate(rows):
+        cells = [_cell(v) for v in r]
+        last_of_group = group and i + 1 < len(rows) and rows[i + 1][0] != r[0]
+        if group and i > 0 and rows[i - 1][0] == r[0]:
+            cells[0] = ""
+        table.add_row(*cells, end_section=last_of_group)
     _console().print(table)
 
 
@@ -111,17 +155,19 @@ def drug(name: str, as_json: JsonOpt = False) -> None:
 
 
 def _print_approvals(rows: list[dict[str, Any]]) -> None:
-    _table("Approvals", ["drug", "product", "regulator", "indication", "decision", "date", "min age", "population", "grade"],
-           [[r["drug"], r["product"], r["regulator"], r["indication"], r["decision"], r["date"],
-             r["min_age_years"], r["population"], r["grade"]] for r in rows])
+    """Approvals grouped by drug (the name once per group), each product by its brand under that regulator."""
+    rows = sorted(rows, key=lambda r: r["drug"])  # stable: each drug's rows keep their order
+    _table("Approvals", ["drug", "brand", "regulator", "indication", "decision", "date", "min age", "population", "grade"],
+           [[r["drug"], _product_brand(r["product"], r["regulator"]), r["regulator"], r["indication"], r["decision"],
+             r["date"], r["min_age_years"], r["population"], r["grade"]] for r in rows], group=True)
 
 
 @app.command()
 def approvals(
-    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym.")] = None,
+    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym.", metavar="NAME")] = None,
     regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
     indication: Annotated[str | None, typer.Option(help="Indication slug or synonym (e.g. AD, eczema).")] = None,
-    age: Annotated[float | None, typer.Option(help="Only approvals that include this age (years).")] = None,
+    age: Annotated[float | None, typer.Option(help="Only approvals that include this age (years).", metavar="YEARS")] = None,
     all_decisions: Annotated[bool, typer.Option("--all", help="Include rejections and withdrawals.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -186,12 +232,13 @@ def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.
 @app.command()
 def check(
     patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
-    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
+    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.", metavar="NAME")] = None,
     regulator: Annotated[str | None, typer.Option(
         help="Whose labels: FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA "
              "(or $JAKINIB_REGULATOR); default FDA.")] = None,
     indication: Annotated[str | None, typer.Option(help="Indication (overrides the patient's).")] = None,
-    today: Annotated[str | None, typer.Option(help="Date to count monitoring from (YYYY-MM-DD); default today.")] = None,
+    today: Annotated[str | None, typer.Option(help="Date to count monitoring from; default today.",
+                                              metavar="YYYY-MM-DD")] = None,
     details: Annotated[bool, typer.Option("--details", help="Every finding, screening and monitoring per drug.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -310,12 +357,12 @@ def _print_report(report: Any) -> None:
 @app.command()
 def simulate(
     drug: Annotated[str | None, typer.Argument(help="The drug (omit to list which drugs can be simulated, and why not).")] = None,
-    dose: Annotated[float | None, typer.Option("--dose", help="Dose in mg (default: the product's reference dose).")] = None,
-    every: Annotated[float | None, typer.Option("--every", help="Dosing interval in hours (24 = once daily).")] = None,
-    route: Annotated[str | None, typer.Option(help="oral or topical.")] = None,
-    population: Annotated[int, typer.Option(help="Virtual patients (0 = typical subject only).")] = 0,
-    seed: Annotated[int, typer.Option(help="Random seed for the population.")] = 0,
-    plot: Annotated[Path | None, typer.Option(help="Write the concentration plot (.svg or .png).")] = None,
+    dose: Annotated[float | None, typer.Option("--dose", help="Dose in mg (default: the product's reference dose).", metavar="MG")] = None,
+    every: Annotated[float | None, typer.Option("--every", help="Dosing interval in hours (24 = once daily).", metavar="HOURS")] = None,
+    route: Annotated[str | None, typer.Option(help="oral or topical.", metavar="oral|topical")] = None,
+    population: Annotated[int, typer.Option(help="Virtual patients (0 = typical subject only).", metavar="N")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for the population.", metavar="N")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Write the concentration plot (.svg or .png).", metavar="FILE")] = None,
     params: Annotated[Path | None, typer.Option("--params", help="Your own PK and potency parameters (YAML; see docs/pharmacology.md).",
                                                 metavar="FILE.yaml")] = None,
     as_json: JsonOpt = False,
@@ -415,7 +462,7 @@ def pathways(as_json: JsonOpt = False) -> None:
 @app.command("compare-pathways")
 def compare_pathways(
     specs: Annotated[list[str], typer.Argument(help="DRUG or DRUG:MG:HOURS, two or more.")],
-    plot: Annotated[Path | None, typer.Option(help="Write the heat map (.svg or .png).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the heat map (.svg or .png).", metavar="FILE")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drug x pathway table of average inhibition over a day (and a heat map)."""
@@ -447,14 +494,15 @@ def compare_pathways(
 @app.command()
 def screen(
     source: Annotated[Path, typer.Argument(metavar="INPUT", help="Bulk export folder, Bundle-per-line .ndjson[.gz], .csv or .parquet.")],
-    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.")] = None,
-    regulator: Annotated[list[str] | None, typer.Option("--regulator", help="Whose labels (repeatable); default FDA.")] = None,
-    today: Annotated[str | None, typer.Option(help="Date care gaps are counted to (YYYY-MM-DD); default today.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write one row per patient x drug (.parquet or .csv).")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write a standalone HTML report with charts.")] = None,
-    engine: Annotated[str, typer.Option(help="polars (one machine) or spark.")] = "polars",
-    master: Annotated[str | None, typer.Option(help="Spark master URL (default local[*]).")] = None,
-    on_error: Annotated[str, typer.Option("--on-error", help="stop at the first bad record, or skip and count them.")] = "stop",
+    drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.", metavar="NAME")] = None,
+    regulator: Annotated[list[str] | None, typer.Option("--regulator", help="Whose labels (repeatable); default FDA.", metavar="REGULATOR")] = None,
+    today: Annotated[str | None, typer.Option(help="Date care gaps are counted to; default today.",
+                                              metavar="YYYY-MM-DD")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write one row per patient x drug (.parquet or .csv).", metavar="FILE")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a standalone HTML report with charts.", metavar="FILE.html")] = None,
+    engine: Annotated[str, typer.Option(help="polars (one machine) or spark.", metavar="polars|spark")] = "polars",
+    master: Annotated[str | None, typer.Option(help="Spark master URL (default local[*]).", metavar="URL")] = None,
+    on_error: Annotated[str, typer.Option("--on-error", help="stop at the first bad record, or skip and count them.", metavar="stop|skip")] = "stop",
     as_json: JsonOpt = False,
 ) -> None:
     """Screen a cohort for care gaps with the checker's rules: status, findings, dose and gaps per patient x drug."""
@@ -477,8 +525,8 @@ def _date_option(name: str, value: str | None) -> Any:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).")] = None,
+    port: Annotated[int, typer.Option(help="Port.", metavar="PORT")] = 8000,
+    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).", metavar="FILE.toml")] = None,
 ) -> None:
     """Serve the JSON API, the CDS Hooks service and the pages (Uvicorn)."""
     import uvicorn
@@ -540,7 +588,7 @@ def _database_errors(url: str) -> Iterator[None]:
 
 @app.command()
 def feedback(
-    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).", metavar="FILE.toml")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Summarise CDS Hooks feedback: acceptance and override reasons per card type."""
@@ -562,7 +610,8 @@ def feedback(
 
 @kb_app.command("validate")
 def kb_validate(
-    data_dir: Annotated[Path | None, typer.Option(help="Validate this data folder instead of the bundled one.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Validate this data folder instead of the bundled one.",
+                                                  metavar="DIR")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load and cross-check every data file; exit 2 with one line naming file, record and field."""
@@ -590,9 +639,10 @@ def kb_stats(as_json: JsonOpt = False) -> None:
 # ---- kb review: what rests on what (provenance, sign-offs) -----------------------------------------------
 @kb_app.command("review")
 def kb_review(
-    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym; default every drug.")] = None,
+    drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym; default every drug.", metavar="NAME")] = None,
     regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Review this data folder (e.g. with a new sign-off) instead.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Review this data folder (e.g. with a new sign-off) instead.",
+                                                  metavar="DIR")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Per drug x regulator: facts by grade, sources and label sections read, oldest check, partial labels, sign-offs."""
