@@ -73,6 +73,33 @@ def test_kb_stats_and_validate(cli):
     assert v.code == 0 and v.json()["valid"] is True
 
 
+def test_kb_export_then_validate_round_trip(cli, tmp_path):
+    out = tmp_path / "my-edited-data"
+    r = cli("kb", "export", str(out))
+    assert r.code == 0, r.err
+    assert "kb validate --data-dir" in r.out
+    bundled = sorted(str(p.relative_to(loader.DATA_DIR)) for p in loader.DATA_DIR.rglob("*.yaml"))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml")) == bundled
+    for rel in bundled:  # a byte-for-byte copy
+        assert (out / rel).read_bytes() == (loader.DATA_DIR / rel).read_bytes()
+    same = cli("kb", "validate", "--data-dir", str(out), "--json").json()
+    assert same == cli("kb", "validate", "--json").json()
+    # an edit is validated: a bad value names the file and the record
+    drug = out / "drugs" / "upadacitinib.yaml"
+    drug.write_text(drug.read_text().replace("generation: second", "generation: third", 1))
+    bad = cli("kb", "validate", "--data-dir", str(out))
+    assert bad.code == 2 and "upadacitinib.yaml" in bad.err and "generation" in bad.err
+    assert len(bad.err.strip().splitlines()) == 1
+
+
+def test_kb_export_refuses_a_folder_with_files(cli, tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    r = cli("kb", "export", str(tmp_path))
+    assert r.code == 2 and "not an empty folder" in r.err and "nothing was written" in r.err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+    assert cli("kb", "export", str(tmp_path / "keep.txt")).code == 2
+
+
 def test_human_output_is_a_table(cli):
     r = cli("approvals", "--drug", "ruxolitinib", "--regulator", "FDA")
     assert r.code == 0 and "ruxolitinib" in r.out and "FDA" in r.out

@@ -625,6 +625,31 @@ def kb_validate(
                      f"{stats['sources']} sources, {stats['citations']} citations")
 
 
+@kb_app.command("export")
+def kb_export(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="New (or empty) folder to write the data files into.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the bundled data files (YAML) into DIR for editing; check the edit with kb validate --data-dir DIR."""
+    import shutil
+
+    from jakinib.knowledge import loader
+
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise JakinibError(f"{folder}: exists and is not an empty folder; choose a new folder (nothing was written)")
+    files = sorted(p.relative_to(loader.DATA_DIR) for p in loader.DATA_DIR.rglob("*.yaml"))
+    try:
+        for rel in files:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(loader.DATA_DIR / rel, folder / rel)
+    except OSError as exc:
+        raise JakinibError(f"{folder}: cannot write: {exc.strerror or exc}") from None
+    if as_json:
+        return _emit_json({"folder": str(folder), "files": [str(r) for r in files]})
+    _console().print(f"wrote {len(files)} data files to {folder}; after editing: jakinib kb validate --data-dir {folder}",
+                     highlight=False)
+
+
 @kb_app.command("stats")
 def kb_stats(as_json: JsonOpt = False) -> None:
     """Counts, uncited facts (always 0: the schema refuses them), verification grades and the review date."""
@@ -676,6 +701,10 @@ def kb_review(
 
 def main() -> None:
     """Console-script entry: run the app; bad input of any kind is one line on stderr and exit 2."""
+    import os
+
+    # jakinib uses no pydantic plugins; discovering them scans every installed package's metadata at start-up.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app(standalone_mode=False)
     except JakinibError as exc:

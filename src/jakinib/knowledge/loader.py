@@ -5,11 +5,11 @@ Any problem becomes one ``KnowledgeError`` line naming the file, the record and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from jakinib.errors import KnowledgeError
@@ -19,36 +19,45 @@ DATA_DIR = Path(__file__).parent / "data"
 M = TypeVar("M", bound=BaseModel)
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader, refusing a mapping that repeats a key (YAML would keep the last silently)."""
+@functools.cache
+def _loader_class() -> type:
+    """The safe loader, refusing a mapping that repeats a key (YAML would keep the last silently).
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+    Built on first use, so a start-up that reads the validated cache never imports PyYAML."""
+    import yaml
+
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    seen.add(key)
+                except TypeError:
+                    pass  # an unhashable key: SafeConstructor reports it
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
             try:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-            except TypeError:
-                pass  # an unhashable key: SafeConstructor reports it
-        return super().construct_mapping(node, deep=deep)
+                return super().construct_yaml_timestamp(node)
+            except ValueError as exc:  # e.g. 2022-13-45: looks like a date, is not one
+                raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date ({exc})",
+                                                        node.start_mark) from None
 
-    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as exc:  # e.g. 2022-13-45: looks like a date, is not one
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark) from None
-
-
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", UniqueKeyLoader.construct_yaml_timestamp)
+    return UniqueKeyLoader
 
 
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file; a syntax error or a duplicated key names the file and line."""
+    import yaml
+
+    loader_class = _loader_class()
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)
+            return yaml.load(fh, Loader=loader_class)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""

@@ -30,9 +30,12 @@ PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
 class Model(BaseModel):
-    """Base: frozen, strict about unknown keys (a typo in YAML is an error, not silence)."""
+    """Base: frozen, strict about unknown keys (a typo in YAML is an error, not silence).
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    ``defer_build``: each model's validator is built on first use, not at import, so a start-up that validates
+    the knowledge-base cache (one snapshot model holding them all) builds each schema once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class Cited(Model):
@@ -586,5 +589,3 @@ class SignOff(Model):
     sections: list[str] = Field(default_factory=list, description="label sections re-read, e.g. ['4.2', '4.3']")
     note: str | None = Field(None, description="the reviewer's own note (provenance)", json_schema_extra=PROVENANCE)
 
-
-Predicate.model_rebuild()

@@ -1,7 +1,10 @@
-"""Lab units: parse a unit as written in a lab report or FHIR (UCUM-ish), convert with pint.
+"""Lab units: parse a unit as written in a lab report or FHIR (UCUM-ish), convert by a table of exact factors.
 
-Counts are treated as dimensionless (``cells/mm3`` = ``1/mm**3``), so 500 cells/mm3 is
-0.5 x 10^9/L. An unknown unit, or one of the wrong dimension for the lab, is an error.
+Every written form maps to one of a closed set of unit expressions (``ALIASES``), and each expression to its
+dimension and its factor to that dimension's base unit (``UNITS``), so conversion is one division, with no unit
+registry to load (pint's took about 0.5 s on the first patient). Counts are per volume (``cells/mm3`` =
+``1/mm**3``), so 500 cells/mm3 is 0.5 x 10^9/L. An unknown unit, or one of the wrong dimension for the lab, is an
+error; a molar concentration converts to a mass one only with the lab's molar mass.
 
 Written forms are normalised before lookup: spaces removed, the Greek mu (U+03BC) and the micro sign
 (U+00B5) read as ``u``, superscripts ``³ ²`` as ``3 2``, ``×`` as ``x``. UCUM is case-sensitive where it
@@ -13,13 +16,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
 
 from jakinib.errors import PatientError
 
 # Exact-case written forms (after normalise_text) whose meaning depends on case (UCUM G = giga, g = gram).
 CASE_SENSITIVE: dict[str, str] = {"G/L": "1e9/L", "T/L": "1e12/L"}
-# Written forms -> pint expressions. Keys are lower-cased with spaces removed. Real-world spellings seen in
+# Written forms -> unit expressions (keys of UNITS). Keys are lower-cased with spaces removed. Real-world spellings seen in
 # EHR feeds are included (x10E3/uL, K/uL, Thousand/uL, 10^3/uL, 10*3/uL = the same 10^9/L for counts).
 ALIASES: dict[str, str] = {
     "x10e3/ul": "1e3/uL", "10e3/ul": "1e3/uL", "x10e9/l": "1e9/L", "thousand/ul": "1e3/uL", "k/mm3": "1e3/mm**3",
@@ -38,7 +40,7 @@ ALIASES: dict[str, str] = {
     "ml/min/1.73m2": "mL/min", "ml/min/{1.73_m2}": "mL/min", "ml/min/1.73m^2": "mL/min", "ml/min/1.73": "mL/min",
     "ml/min": "mL/min", "u/l": "U_per_L", "iu/l": "U_per_L", "[iu]/l": "U_per_L",
 }
-# Canonical units of jakinib's labs (knowledge/fields.py) as pint expressions.
+# Canonical units of jakinib's labs (knowledge/fields.py) as unit expressions.
 CANONICAL: dict[str, str] = {
     "10^9/L": "1e9/L", "g/dL": "g/dL", "mL/min/1.73m2": "mL/min", "mL/min": "mL/min", "U/L": "U_per_L",
     "umol/L": "umol/L",
@@ -46,13 +48,21 @@ CANONICAL: dict[str, str] = {
 }
 
 
-@cache
-def _ureg() -> Any:
-    import pint
-
-    ureg = pint.UnitRegistry()
-    ureg.define("U_per_L = [enzyme_activity_concentration]")
-    return ureg
+# Unit expression -> (dimension, factor to the dimension's base unit). Bases: count per litre, g/L, mol/L, L/min,
+# U/L (enzyme activity), kg, m, and 1 for percent. Factors are written out (1e9, not 1e3 / 1e-6) so they are exact.
+UNITS: dict[str, tuple[str, float]] = {
+    "1e9/L": ("count/volume", 1e9), "1e12/L": ("count/volume", 1e12), "1e3/L": ("count/volume", 1e3),
+    "1e3/uL": ("count/volume", 1e9), "1e3/mm**3": ("count/volume", 1e9), "1e6/uL": ("count/volume", 1e12),
+    "1/uL": ("count/volume", 1e6), "1/mm**3": ("count/volume", 1e6),
+    "g/dL": ("mass/volume", 10.0), "g/L": ("mass/volume", 1.0), "mg/dL": ("mass/volume", 0.01),
+    "mg/L": ("mass/volume", 0.001),
+    "umol/L": ("amount/volume", 1e-6), "mmol/L": ("amount/volume", 1e-3),
+    "mL/min": ("volume/time", 0.001),
+    "U_per_L": ("enzyme-activity/volume", 1.0),
+    "kg": ("mass", 1.0), "g": ("mass", 0.001), "lb": ("mass", 0.45359237),
+    "m": ("length", 1.0), "cm": ("length", 0.01), "inch": ("length", 0.0254),
+    "percent": ("dimensionless", 0.01),
+}
 
 
 def normalise_text(unit: str) -> str:
@@ -83,18 +93,16 @@ def convert(value: float, unit: str, to: str, molar_mass_g_mol: float | None = N
 
 @cache
 def factor(expression: str, to: str, molar_mass_g_mol: float | None = None) -> float:
-    """The multiplier from a pint unit expression to a canonical unit (computed once per combination)."""
-    ureg = _ureg()
-    src, dst = ureg(expression), ureg(CANONICAL.get(to, to))
-    try:
-        return float((src / dst).to("dimensionless").magnitude)
-    except Exception:  # pint.DimensionalityError
-        if molar_mass_g_mol is not None:
-            try:
-                return float((src * ureg(f"{molar_mass_g_mol} g/mol") / dst).to("dimensionless").magnitude)
-            except Exception:
-                pass
-        raise PatientError(f"unit {expression!r} cannot be converted to {to}") from None
+    """The multiplier from a unit expression to a canonical unit (computed once per combination)."""
+    target = CANONICAL.get(to, to)
+    if expression not in UNITS or target not in UNITS:
+        raise PatientError(f"unit {expression!r} cannot be converted to {to}")
+    (src_dim, src), (dst_dim, dst) = UNITS[expression], UNITS[target]
+    if src_dim == dst_dim:
+        return src / dst
+    if molar_mass_g_mol is not None and (src_dim, dst_dim) == ("amount/volume", "mass/volume"):
+        return src * molar_mass_g_mol / dst
+    raise PatientError(f"unit {expression!r} cannot be converted to {to}")
 
 
 def candidates(lab_unit: str, molar_mass_g_mol: float | None = None) -> list[str]:

@@ -282,10 +282,7 @@ def database_label(url: str) -> str:
 
 
 def warm_up() -> None:
-    """Pay lazy imports and pint's unit registry at start, not on the first clinical call."""
-    from jakinib.safety import units
-
-    units._ureg()
+    """Pay lazy imports at start, not on the first clinical call."""
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
         {"resource": {"resourceType": "Patient", "id": "warm-up", "birthDate": "1970-01-01", "gender": "female"}},
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [
