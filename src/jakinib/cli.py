@@ -94,8 +94,8 @@ def _cell(value: Any) -> str:
     """A table cell: nothing for None, ``12`` for 12.0 (integral data is printed as an integer), ``0.5`` as is."""
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() or abs(value) >= 1e-4 else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
