@@ -107,7 +107,7 @@ def _screening(kb: KnowledgeBase, label: s.Label | None, patient: Patient, today
             findings.append(Finding(
                 rule=f"screening.{item.test}", severity="do-not-start" if item.blocking else "caution",
                 needs=[f"screening.{item.test}"], sources=list(item.sources),
-                message=f"{item.test.replace('-', ' ').capitalize()} screening not current: {stale}. {item.text}"))
+                message=f"{kb.display_name(item.test)} screening not current: {stale}. {item.text}"))
             continue
         implied = _contradicting(kb, patient, item.test) if result == "negative" else []
         if implied:
