@@ -245,6 +245,13 @@ def test_checker_screening_options_are_readable(server, viewport, kb):
     assert zoster == ["not done", "done"]
     tb = viewport.locator("#screen_tuberculosis option").all_inner_texts()
     assert "negative" in tb and "positive" in tb and "done" not in tb
+    viewport.select_option("#drug", "upadacitinib")
+    viewport.fill("#age", "40")
+    viewport.click("#run-check")
+    missing = [t.removeprefix("☐").strip() for t in viewport.locator("#assessment-upadacitinib .checklist li").all_inner_texts()]
+    assert "Hepatitis B" in missing and not [t for t in missing if re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", t)]
+    monitoring = viewport.locator("#assessment-upadacitinib details li").all_text_contents()
+    assert monitoring and not [t for t in monitoring if re.search(r"\b[a-z]+-[a-z]+:", t)]  # test names, not slugs
 
 
 def test_simulator_ic50_labels_are_not_clipped(server, viewport):

@@ -104,20 +104,15 @@ def remember_region(response: Response, request: Request, value: str | None, reg
     return response
 
 
-ACRONYMS = {"mace": "MACE", "vte": "VTE", "tb": "TB", "ecg": "ECG", "hiv": "HIV", "cbc": "CBC", "dvt": "DVT"}
-
-
 def term(slug: str) -> str:
-    """A slug as words for a reader ('serious-infections' -> 'Serious infections', 'mace' -> 'MACE')."""
-    words = [ACRONYMS.get(w, w.upper() if len(w) == 1 else w) for w in str(slug).split("-")]
-    text = " ".join(words)
-    return text[:1].upper() + text[1:]
+    """A test or topic slug as a reader sees it (the knowledge base's display names: 'hepatitis-b' -> 'Hepatitis B')."""
+    return jakinib.load().display_name(str(slug))
 
 
 def terms(slugs: Any) -> str:
-    """A list of slugs as one phrase: the first capitalised, acronyms kept ('Serious infections, mortality, MACE')."""
-    out = [term(x) for x in slugs]
-    return ", ".join(w if i == 0 or w.isupper() else w[:1].lower() + w[1:] for i, w in enumerate(out))
+    """Several slugs as one phrase, in sentence case ('Serious infections, mortality, MACE (major adverse ...)')."""
+    kb = jakinib.load()
+    return ", ".join(kb.display_name(str(x), start=i == 0) for i, x in enumerate(slugs))
 
 
 def brand_name(product: Any, regulator: str | None = None) -> str:
