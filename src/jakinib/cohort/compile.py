@@ -348,10 +348,10 @@ def _base(label: s.Label | None, indication: str | None) -> s.Dose | None:
 def _dose(label: s.Label | None, indication: str | None, dose_rules: list[tuple[float, int, s.Rule, Any]],
           be: Any) -> dict[str, Any]:
     """The engine's dose choice: the lowest daily dose among fired dose rules (first in rule order on a tie) when it is
-    below the standard dose (or there is none); else the standard dose for the indication."""
+    at most the standard dose (a ceiling; or there is none); else the standard dose for the indication."""
     base = _base(label, indication)
     base_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
-    lower = sorted((r for r in dose_rules if base_day is None or r[0] < base_day), key=lambda r: (r[0], r[1]))
+    lower = sorted((r for r in dose_rules if base_day is None or r[0] <= base_day), key=lambda r: (r[0], r[1]))
     cases = [(value == be.lit(True), rule) for _, _, rule, value in lower]
 
     def pick(get: Any, fallback: Any) -> Any:
