@@ -29,14 +29,22 @@ REGS = ["FDA", "EMA"]
 def expected(kb, patient, regulator, indication=None):
     """The checker's answers per drug: status, finding ids, dose, screening missing, product, approved."""
     rep = engine.check(kb, patient, None, regulator, indication, TODAY)
-    return {a.drug: (a.status, [x.rule for x in a.findings], a.dose and (a.dose.mg, a.dose.every_h, a.dose.adjusted),
+    return {a.drug: (a.status, [x.rule for x in a.findings], a.dose and (a.dose.mg, a.dose.every_h, a.dose.adjusted, a.dose.withheld,
+                                                                        _face(a.dose)),
                      a.screening_missing, a.product) for a in rep.assessments}
+
+
+def _face(dose):
+    """The face-value dose beside the conservative one (a surrogate near a renal cut-off), None when there is none."""
+    face = dose.candidates[1] if dose.candidates and len(dose.candidates) > 1 else None
+    return (face.mg, face.every_h) if face is not None and (face.mg, face.every_h) != (None, None) else None
 
 
 def got(rows, pid, regulator):
     out = {}
     for r in rows.filter((pl.col("id") == pid) & (pl.col("regulator") == regulator)).iter_rows(named=True):
-        dose = None if r["dose_adjusted"] is None else (r["dose_mg"], r["dose_every_h"], r["dose_adjusted"])
+        face = None if (r["dose_face_mg"], r["dose_face_every_h"]) == (None, None) else (r["dose_face_mg"], r["dose_face_every_h"])
+        dose = None if r["dose_adjusted"] is None else (r["dose_mg"], r["dose_every_h"], r["dose_adjusted"], r["dose_withheld"], face)
         out[r["drug"]] = (r["status"], list(r["findings"]), dose, list(r["screening_missing"]), r["product"])
     return out
 

@@ -25,7 +25,7 @@ from typing import Any
 from jakinib.knowledge import fields as f
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
-from jakinib.safety import engine
+from jakinib.safety import engine, renal
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
@@ -74,6 +74,12 @@ class PolarsBackend:
 
     def least(self, items: Sequence[Any]) -> Any:
         return self.pl.min_horizontal(items)
+
+    def coalesce(self, *items: Any) -> Any:
+        return self.pl.coalesce(*items)
+
+    def null_number(self) -> Any:
+        return self.pl.lit(None, dtype=self.pl.Float64)
 
     def collect(self, items: Sequence[Any]) -> Any:
         """A list column of the non-null items (each a scalar or a list expression)."""
@@ -133,6 +139,12 @@ class SparkBackend:
     def least(self, items: Sequence[Any]) -> Any:
         return items[0] if len(items) == 1 else self.F.least(*items)
 
+    def coalesce(self, *items: Any) -> Any:
+        return self.F.coalesce(*items)
+
+    def null_number(self) -> Any:
+        return self.F.lit(None).cast("double")
+
     def collect(self, items: Sequence[Any]) -> Any:
         F = self.F
         if not items:
@@ -160,24 +172,41 @@ def backend(name: str, finding_ids: Sequence[str] = ()) -> PolarsBackend | Spark
 
 # ---- predicates -------------------------------------------------------------------------------
 
-def predicate(p: s.Predicate, be: Any) -> Any:
-    """A Kleene-valued boolean column expression for one predicate tree (null = unknown)."""
+def predicate(p: s.Predicate, be: Any, values: dict[str, Any] | None = None) -> Any:
+    """A Kleene-valued boolean column expression for one predicate tree (null = unknown); ``values`` replaces the
+    column of a field by an expression (the renal reading a rule is evaluated with)."""
     if p.field is not None:
-        return _leaf(p, be)
+        return _leaf(p, be, values or {})
     if p.not_ is not None:
-        return ~predicate(p.not_, be)
-    children = [predicate(c, be) for c in (p.all if p.all is not None else p.any or [])]
+        return ~predicate(p.not_, be, values)
+    children = [predicate(c, be, values) for c in (p.all if p.all is not None else p.any or [])]
     if not children:
         return be.lit(p.all is not None)  # all([]) is true, any([]) false, as in predicates.py
     return reduce(operator.and_ if p.all is not None else operator.or_, children)
 
 
-def _leaf(p: s.Predicate, be: Any) -> Any:
+def missing_any(p: s.Predicate, fields: set[str], be: Any, values: dict[str, Any] | None = None) -> Any:
+    """Whether ``p`` is unknown with one of ``fields`` among the missing fields ``predicates.evaluate`` names
+    (an unknown all/any names the missing fields of its unknown children)."""
+    if p.field is not None:
+        if p.field not in fields or f.kind_of(p.field) == "list":
+            return be.lit(False)
+        return be.is_null(_leaf(p, be, values or {}))
+    if p.not_ is not None:
+        return missing_any(p.not_, fields, be, values)
+    children = [c for c in (p.all if p.all is not None else p.any or [])]
+    inner = [missing_any(c, fields, be, values) for c in children]
+    if not inner:
+        return be.lit(False)
+    return be.is_null(predicate(p, be, values)) & reduce(operator.or_, inner)
+
+
+def _leaf(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
     field = p.field or ""
     kind = f.kind_of(field)
     if kind is None:
         return be.unknown()  # predicates.py: a field that is never in the facts is unknown
-    column = be.col(field)
+    column = values[field] if field in values else be.col(field)
     if kind == "list":
         if p.has is not None:
             return be.has(column, p.has)
@@ -237,11 +266,12 @@ def finding_ids(kb: KnowledgeBase) -> list[str]:
 
 
 def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
-               stage: dict[str, Any] | None = None) -> dict[str, Any]:
+               stage: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Column expressions of ``engine.assess`` for one drug under one regulator, for rows with this indication.
 
-    With ``stage``, each rule's truth value is put there as a column of its own (``_r<i>``) and referenced, so a
-    caller computes ``stage`` first and the assessment over it (each predicate is then evaluated once per row).
+    With ``stage`` (a list of three empty dicts), the renal readings (layers 0 and 1) and each rule's truth value
+    (layer 2, ``_r<i>``) are put there as columns of their own and referenced, so a caller computes the layers in
+    order and the assessment over them (each predicate is then evaluated once per row).
     """
     product = engine.choose_product(kb, drug, regulator, indication)
     label = kb.label(product.id, regulator)
@@ -276,19 +306,21 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
         field, value, _ = engine.NOT_ENCODED_APPLIES[gap.topic]
         cands.append(Candidate(f"label.not-encoded.{gap.topic}", "caution", be.has(be.col(field), value)))
 
-    # rules: fired -> the rule's status; unknown -> caution
-    dose_rules: list[tuple[float, int, s.Rule, Any]] = []
-    for i, rule in enumerate(kb.rules_for(product.id, regulator)):
-        if rule.indications and indication not in rule.indications:
-            continue
-        value = predicate(rule.when, be)
+    # rules: fired -> the rule's status; unknown -> caution. Renal rules read the value renal.decide reads them with.
+    rules = [(i, r) for i, r in enumerate(kb.rules_for(product.id, regulator))
+             if not r.indications or indication in r.indications]
+    renal_plan = _renal(rules, be, stage)
+    values: dict[int, Any] = {}
+    for i, rule in rules:
+        value = renal_plan.values[i] if rule.renal is not None else predicate(rule.when, be)
         if stage is not None:
-            stage[f"_r{i}"] = value
+            stage[2][f"_r{i}"] = value
             value = be.col(f"_r{i}")
+        values[i] = value
         cands.append(Candidate(rule.id, rule.status, value))
         cands.append(Candidate(rule.id, "caution", be.is_null(value)))
-        if rule.dose is not None:
-            dose_rules.append((rule.dose.mg * 24 / rule.dose.every_h, i, rule, value))
+    for measure, cond in renal_plan.surrogate.items():
+        cands.append(Candidate(f"renal.surrogate.{measure}", "caution", cond))
 
     # screening still missing before start
     missing_items: list[tuple[str, Any]] = []
@@ -305,8 +337,10 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
                 cands.append(Candidate(f"screening.{item.test}.contradiction", "caution", (result == be.lit("negative")) & contradicted))
             cands.append(Candidate(f"screening.{item.test}.positive", "caution", result == be.lit("positive")))
     cands.append(Candidate("medication.unmapped", "caution", be.size(be.col("unmapped_medications")) > be.lit(0)))  # one finding
-    if indication is not None and _base(label, indication) is None:
-        cands.append(Candidate("dose.not-recorded", "caution", approved_expr == be.lit(True)))
+    bases = _bases(label, indication, be)
+    if indication is not None:
+        no_base = reduce(operator.and_, [~be.coalesce(fits, be.lit(False)) for fits, _ in bases], be.lit(True))
+        cands.append(Candidate("dose.not-recorded", "caution", (approved_expr == be.lit(True)) & no_base))
 
     order = s.STATUS_ORDER
     cands.sort(key=lambda c: (order.index(c.severity), c.rule))
@@ -320,46 +354,164 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
     out = {"product": be.lit(product.id), "route": be.lit(product.route), "status": status, "approved": approved_expr,
            "findings": be.collect(items),
            "screening_missing": be.collect([be.when([(m, be.lit(t))]) for t, m in missing_items])}
-    out.update(_dose(label, indication, dose_rules, be))
+    out.update(_dose(rules, values, renal_plan, bases, be))
     return out
 
 
-def covers(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None) -> bool:
-    """Whether :func:`assessment` reproduces ``engine.assess`` for this plan: no renal rules (read through
-    ``safety/renal.py``'s surrogate logic) and no age/weight-banded doses. Other plans are assessed by the engine
-    itself, row by row (``assess.engine_rows``)."""
-    product = engine.choose_product(kb, drug, regulator, indication)
-    label = kb.label(product.id, regulator)
-    if any(getattr(r, "renal", None) is not None for r in kb.rules_for(product.id, regulator)):
-        return False
-    return label is None or not any(_banded(d) for d in label.doses)
+# ---- renal rules, as safety/renal.py reads them -------------------------------------------------
+
+@dataclass
+class RenalPlan:
+    """The renal rules of one plan as columns: each rule's value at the reading ``renal.decide`` applies (``values``)
+    and at face value (``face``), the surrogate findings per measure, whether a near cut-off changed an answer
+    (``changed``) and whether a renal input is missing (``unresolved``)."""
+
+    values: dict[int, Any]
+    face: dict[int, Any]
+    surrogate: dict[str, Any]
+    changed: Any
+    unresolved: Any
 
 
-def _banded(d: s.Dose) -> bool:
-    return any(getattr(d, k, None) is not None for k in ("min_age_years", "max_age_years", "min_weight_kg", "max_weight_kg"))
+def _reading(basis: s.RenalBasis, cuts: tuple[float, ...], be: Any) -> tuple[Any, Any]:
+    """(value, surrogate) columns of ``renal.read`` for one basis: the value rules on it are read with, and whether
+    that value is the other measure (or an indexed eGFR for a de-indexed label) standing in for the label's."""
+    crcl, egfr = be.col("labs.crcl"), be.col("labs.egfr")
+    if basis.measure == "crcl":
+        return be.coalesce(crcl, egfr), be.is_null(crcl) & ~be.is_null(egfr)
+    by_crcl = be.is_null(egfr) & ~be.is_null(crcl)
+    if basis.indexed is True:
+        return be.coalesce(egfr, crcl), by_crcl
+    w, h = be.col("weight_kg"), be.col("height_cm")
+    body = ~be.is_null(w) & ~be.is_null(h) & (w != be.lit(0.0)) & (h != be.lit(0.0))
+    absolute = be.when([(body, renal.deindexed(egfr, renal.bsa_terms(w, h)))], be.null_number())
+    use_abs = ~be.is_null(absolute) if basis.indexed is False else be.coalesce(absolute < egfr, be.lit(False))
+    value = be.when([(be.is_null(egfr), crcl), (use_abs, absolute)], egfr)
+    if basis.indexed is False:  # no body size: the indexed eGFR stands in for the de-indexed one
+        return value, by_crcl | (~be.is_null(egfr) & ~be.coalesce(use_abs, be.lit(False)))
+    return value, by_crcl
 
 
-def _base(label: s.Label | None, indication: str | None) -> s.Dose | None:
+def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]] | None) -> RenalPlan:
+    """``renal.decide`` as columns: rules grouped by (measure, indexed), each group read once, its cut-offs from
+    ``renal.thresholds`` and the surrogate margin from ``renal.margin``."""
+    groups: dict[tuple[str, bool | None], list[tuple[int, s.Rule]]] = {}
+    for i, rule in rules:
+        if rule.renal is not None:
+            groups.setdefault((rule.renal.measure, rule.renal.indexed), []).append((i, rule))
+    plan = RenalPlan({}, {}, {}, be.lit(False), be.lit(False))
+    for g, ((measure, _), group) in enumerate(groups.items()):
+        name = f"labs.{measure}"
+        cuts = renal.thresholds([r for _, r in group], name)
+        value, surrogate = _reading(group[0][1].renal, cuts, be)  # type: ignore[arg-type]
+        if stage is not None:
+            stage[0].update({f"_g{g}v": value, f"_g{g}s": surrogate})
+            value, surrogate = be.col(f"_g{g}v"), be.col(f"_g{g}s")
+        lo, hi = renal.margin(value)
+        near = surrogate & reduce(operator.or_, [(lo <= be.lit(t)) & (be.lit(t) <= hi) for t in cuts], be.lit(False))
+        applied = be.when([(near, lo)], value)
+        if stage is not None:
+            stage[1][f"_g{g}n"], stage[1][f"_g{g}a"] = near, applied
+            near, applied = be.col(f"_g{g}n"), be.col(f"_g{g}a")
+        nulls = {other: be.null_number() for other in renal.RENAL_FIELDS}
+        for i, rule in group:
+            plan.values[i] = predicate(rule.when, be, {**nulls, name: applied})
+            plan.face[i] = predicate(rule.when, be, {**nulls, name: value})
+            plan.unresolved = plan.unresolved | missing_any(rule.when, {*renal.RENAL_FIELDS, name}, be, {**nulls, name: applied})
+            differs = be.coalesce(plan.face[i], be.lit(False)) != be.coalesce(plan.values[i], be.lit(False))
+            plan.changed = plan.changed | (near & differs)
+        plan.surrogate[measure] = plan.surrogate[measure] | surrogate if measure in plan.surrogate else surrogate
+    return plan
+
+
+# ---- the dose -----------------------------------------------------------------------------------
+
+def _bases(label: s.Label | None, indication: str | None, be: Any) -> list[tuple[Any, s.Dose]]:
+    """The label's doses for the indication, each with the column saying its age/weight band fits (``Dose.fits``
+    is True); the engine takes the first that fits."""
     if label is None or indication is None:
-        return None
-    return next((d for d in label.doses if d.indication == indication), None)
+        return []
+    out = []
+    for d in label.doses:
+        if d.indication != indication:
+            continue
+        conds = []
+        for field, lo, hi in (("age", d.min_age_years, d.max_age_years), ("weight_kg", d.min_weight_kg, d.max_weight_kg)):
+            if lo is not None:
+                conds.append(be.col(field) >= be.lit(float(lo)))
+            if hi is not None:
+                conds.append(be.col(field) < be.lit(float(hi)))
+        out.append((reduce(operator.and_, conds) if conds else be.lit(True), d))
+    return out
 
 
-def _dose(label: s.Label | None, indication: str | None, dose_rules: list[tuple[float, int, s.Rule, Any]],
+def _mg_day(mg: float | None, every_h: float | None) -> float | None:
+    return mg * 24 / every_h if mg and every_h else None
+
+
+DOSE_KEYS = ("mg", "every_h", "adjusted", "rule")
+
+
+def _choice(base: s.Dose | None, fired: list[tuple[s.Rule, Any]], be: Any) -> tuple[list[tuple[Any, tuple]], tuple]:
+    """``engine._dose_for`` as when-cases: (condition, (mg, every_h, adjusted, rule id)) in the order the engine
+    decides (a renal 'not recommended', a renal adjustment in words, the lowest structured dose below the standard
+    one, first in ``fired`` order on a tie), and the fallback (the standard dose, or None)."""
+    from jakinib.safety.engine import NOT_RECOMMENDED
+
+    cases: list[tuple[Any, tuple]] = []
+    for r, v in fired:
+        if r.renal is not None and r.dose is None and r.status in NOT_RECOMMENDED:
+            cases.append((v, (None, None, True, r.id)))
+    for r, v in fired:
+        if r.renal is not None and r.dose is None:
+            cases.append((v, (None, None, True, r.id)))
+    base_day = _mg_day(base.mg, base.every_h) if base else None
+    actions = [(k, r, v) for k, (r, v) in enumerate(fired) if r.dose is not None]
+    for _, r, v in sorted(actions, key=lambda a: (a[1].dose.mg * 24 / a[1].dose.every_h, a[0])):  # type: ignore[union-attr]
+        assert r.dose is not None
+        if base_day is None or r.dose.mg * 24 / r.dose.every_h < base_day:
+            cases.append((v, (float(r.dose.mg), float(r.dose.every_h), True, r.id)))
+    fallback = (None, None, None, None) if base is None else (base.mg, base.every_h, False, None)
+    return [(be.coalesce(v, be.lit(False)), out) for v, out in cases], fallback
+
+
+def _pick(bases: list[tuple[Any, s.Dose]], fired: list[tuple[s.Rule, Any]], be: Any) -> dict[str, Any]:
+    """The chosen dose's columns, over the base doses (the first band that fits; none fits -> no base)."""
+    options = [(fits, _choice(d, fired, be)) for fits, d in bases] + [(None, _choice(None, fired, be))]
+    out = {}
+    for k, key in enumerate(DOSE_KEYS):
+        def col(cases: list[tuple[Any, tuple]], fallback: tuple, k: int = k) -> Any:
+            return be.when([(c, _lit(o[k], be)) for c, o in cases], _lit(fallback[k], be))
+        exprs = [(fits, col(*choice)) for fits, choice in options]
+        last = exprs.pop()[1]
+        out[key] = be.when([(be.coalesce(fits, be.lit(False)), e) for fits, e in exprs], last) if exprs else last
+    return out
+
+
+def _lit(value: Any, be: Any) -> Any:
+    if value is None:
+        return be.lit(None)
+    return be.lit(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value)
+
+
+def _dose(rules: list[tuple[int, s.Rule]], values: dict[int, Any], plan: RenalPlan, bases: list[tuple[Any, s.Dose]],
           be: Any) -> dict[str, Any]:
-    """The engine's dose choice: the lowest daily dose among fired dose rules (first in rule order on a tie) when it is
-    at most the standard dose (a ceiling; or there is none); else the standard dose for the indication."""
-    base = _base(label, indication)
-    base_day = base.mg * 24 / base.every_h if base and base.mg and base.every_h else None
-    lower = sorted((r for r in dose_rules if base_day is None or r[0] <= base_day), key=lambda r: (r[0], r[1]))
-    cases = [(value == be.lit(True), rule) for _, _, rule, value in lower]
-
-    def pick(get: Any, fallback: Any) -> Any:
-        return be.when([(c, be.lit(get(r))) for c, r in cases], be.lit(fallback))
-
+    """``engine._dose``: the dose for the fired rules; withheld while a renal input is missing (unless another rule
+    already lowered it); beside it the face-value candidate when a near cut-off changed a renal answer."""
+    fired = [(r, values[i]) for i, r in rules]
+    chosen = _pick(bases, fired, be)
+    # engine: non-renal fired rules first, then the renal ones at face value (group order, then rule order)
+    renal_order = sorted((i for i, r in rules if r.renal is not None), key=lambda i: list(plan.face).index(i))
+    face = _pick(bases, [(r, values[i]) for i, r in rules if r.renal is None] + [(dict(rules)[i], plan.face[i]) for i in renal_order], be)
+    adjusted = be.coalesce(chosen["adjusted"], be.lit(False))
+    withheld = plan.unresolved & ~adjusted
+    candidates = plan.changed & ~plan.unresolved & ~be.is_null(chosen["adjusted"])
     return {
-        "dose_mg": pick(lambda r: float(r.dose.mg), float(base.mg) if base and base.mg else None),
-        "dose_every_h": pick(lambda r: float(r.dose.every_h), float(base.every_h) if base and base.every_h else None),
-        "dose_adjusted": pick(lambda r: True, False if base else None),
-        "dose_rule": pick(lambda r: r.id, None),
+        "dose_mg": be.when([(withheld, be.null_number())], chosen["mg"]),
+        "dose_every_h": be.when([(withheld, be.null_number())], chosen["every_h"]),
+        "dose_adjusted": be.when([(withheld, be.lit(False))], chosen["adjusted"]),
+        "dose_rule": be.when([(withheld, be.lit(None).cast(be.string))], chosen["rule"]),
+        "dose_withheld": withheld,
+        "dose_face_mg": be.when([(candidates, face["mg"])], be.null_number()),
+        "dose_face_every_h": be.when([(candidates, face["every_h"])], be.null_number()),
     }

@@ -54,26 +54,23 @@ def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequ
     sdf = spark.createDataFrame(df.to_arrow())
     be = c.SparkBackend()
     combos = df.select("regulator", "indication").unique().sort(["regulator", "indication"], nulls_last=True).rows()
-    parts, local = [], []
+    parts = []
     polars_be = c.PolarsBackend(c.finding_ids(kb))
     for reg, ind in combos:
-        uncovered = [n for n in drugs if not c.covers(kb, kb.drugs[n], reg, ind)]
-        if uncovered:  # the engine itself, row by row, as on the Polars engine
-            from jakinib.cohort.assess import engine_rows
-
-            rows = df.filter((pl.col("regulator") == reg) & (pl.col("indication").is_null() if ind is None else pl.col("indication") == ind))
-            local += [engine_rows(kb, rows, n, reg, ind, keep, today or dt.date.today(), polars_be) for n in uncovered]
         part = sdf.filter((be.col("regulator") == reg) & (be.col("indication").isNull() if ind is None else be.col("indication") == ind))
-        for name in [n for n in drugs if n not in uncovered]:
-            stage: dict[str, Any] = {}
+        for name in drugs:
+            stage: list[dict[str, Any]] = [{}, {}, {}]
             exprs = c.assessment(kb, kb.drugs[name], reg, ind, be, stage)
-            staged = part.select("*", *[e.alias(k) for k, e in stage.items()])
+            staged = part
+            for layer in stage:
+                if layer:
+                    staged = staged.select("*", *[e.alias(k) for k, e in layer.items()])
             parts.append(staged.select(be.col("id").alias("id"), be.col("regulator").alias("regulator"), F.lit(name).alias("drug"),
                                        *[e.alias(k) for k, e in exprs.items()], *[be.col(k).alias(k) for k in keep]))
     from jakinib.cohort.assess import empty
 
     schema = empty(polars_be, keep, df).schema  # the Polars engine's types (an all-null column too)
-    frames = [f.select(list(schema)).cast(dict(schema)) for f in local]
+    frames = []
     if parts:
         out = parts[0]
         for p in parts[1:]:

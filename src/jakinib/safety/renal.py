@@ -43,8 +43,27 @@ def cockcroft_gault(age: float | None, weight_kg: float | None, sex: str | None,
     if None in (age, weight_kg, sex, creatinine_mg_dl) or not creatinine_mg_dl:
         return None
     assert age is not None and weight_kg is not None and creatinine_mg_dl is not None
-    value = (140 - age) * weight_kg / (72 * creatinine_mg_dl) * (0.85 if sex == "female" else 1.0)
-    return max(value, 0.0)
+    return cockcroft_gault_terms(age, weight_kg, sex == "female", creatinine_mg_dl, FLOATS)
+
+
+class FloatOps:
+    """The three non-arithmetic operations the equations need, on numbers (a cohort passes column versions, so the
+    equations are written once for one patient and for a column)."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    minimum = staticmethod(min)
+    maximum = staticmethod(max)
+
+
+FLOATS = FloatOps()
+
+
+def cockcroft_gault_terms(age: Any, weight_kg: Any, female: Any, creatinine_mg_dl: Any, ops: Any) -> Any:
+    """The Cockcroft-Gault formula on known inputs (numbers, or column expressions with column ``ops``)."""
+    return ops.maximum((140 - age) * weight_kg / (72 * creatinine_mg_dl) * ops.where(female, 0.85, 1.0), 0.0)
 
 
 def ckd_epi_2021(age: float | None, sex: str | None, creatinine_mg_dl: float | None,
@@ -58,23 +77,48 @@ def ckd_epi_2021(age: float | None, sex: str | None, creatinine_mg_dl: float | N
     if None in (age, sex, creatinine_mg_dl) or not creatinine_mg_dl:
         return None
     assert age is not None and creatinine_mg_dl is not None
-    female = sex == "female"
-    k = 0.7 if female else 0.9
-    ratio = creatinine_mg_dl / k
     if cystatin_c_mg_l:
-        a = -0.219 if female else -0.144
-        cys = cystatin_c_mg_l / 0.8
-        return (135 * min(ratio, 1) ** a * max(ratio, 1) ** -0.544 * min(cys, 1) ** -0.323 * max(cys, 1) ** -0.778
-                * 0.9961 ** age * (0.963 if female else 1.0))
-    a = -0.241 if female else -0.302
-    return 142 * min(ratio, 1) ** a * max(ratio, 1) ** -1.200 * 0.9938 ** age * (1.012 if female else 1.0)
+        return ckd_epi_2021_cystatin_terms(age, sex == "female", creatinine_mg_dl, cystatin_c_mg_l, FLOATS)
+    return ckd_epi_2021_terms(age, sex == "female", creatinine_mg_dl, FLOATS)
+
+
+def ckd_epi_2021_terms(age: Any, female: Any, creatinine_mg_dl: Any, ops: Any) -> Any:
+    """The CKD-EPI 2021 creatinine equation on known inputs (numbers, or column expressions with column ``ops``)."""
+    ratio = creatinine_mg_dl / ops.where(female, 0.7, 0.9)
+    a = ops.where(female, -0.241, -0.302)
+    return (142 * ops.minimum(ratio, 1) ** a * ops.maximum(ratio, 1) ** -1.200 * 0.9938 ** age
+            * ops.where(female, 1.012, 1.0))
+
+
+def ckd_epi_2021_cystatin_terms(age: Any, female: Any, creatinine_mg_dl: Any, cystatin_c_mg_l: Any, ops: Any) -> Any:
+    """The CKD-EPI 2021 creatinine-cystatin C equation on known inputs (numbers, or column expressions)."""
+    ratio = creatinine_mg_dl / ops.where(female, 0.7, 0.9)
+    a = ops.where(female, -0.219, -0.144)
+    cys = cystatin_c_mg_l / 0.8
+    return (135 * ops.minimum(ratio, 1) ** a * ops.maximum(ratio, 1) ** -0.544 * ops.minimum(cys, 1) ** -0.323
+            * ops.maximum(cys, 1) ** -0.778 * 0.9961 ** age * ops.where(female, 0.963, 1.0))
 
 
 def bsa_du_bois(weight_kg: float | None, height_cm: float | None) -> float | None:
     """Body-surface area (m²), Du Bois & Du Bois 1916 (doi:10.1001/archinte.1916.00080130010002): 0.007184 x W^0.425 x H^0.725."""
     if not weight_kg or not height_cm:
         return None
+    return bsa_terms(weight_kg, height_cm)
+
+
+def bsa_terms(weight_kg: Any, height_cm: Any) -> Any:
+    """The Du Bois formula on known inputs (numbers or column expressions)."""
     return 0.007184 * weight_kg ** 0.425 * height_cm ** 0.725
+
+
+def deindexed(egfr: Any, bsa_m2: Any) -> Any:
+    """eGFR per 1.73 m² de-indexed to mL/min for a body-surface area (numbers or column expressions)."""
+    return egfr * bsa_m2 / STANDARD_BSA_M2
+
+
+def margin(value: Any) -> tuple[Any, Any]:
+    """The range ±SURROGATE_MARGIN around a surrogate value (numbers or column expressions)."""
+    return value * (1 - SURROGATE_MARGIN), value * (1 + SURROGATE_MARGIN)
 
 
 def derive_labs(age: float | None, sex: str | None, weight_kg: float | None, height_cm: float | None,
@@ -127,7 +171,7 @@ class Reading:
         """The label's cut-offs within ±SURROGATE_MARGIN of a surrogate value (empty: clearly inside a band)."""
         if self.surrogate is None or self.value is None:
             return ()
-        lo, hi = self.value * (1 - SURROGATE_MARGIN), self.value * (1 + SURROGATE_MARGIN)
+        lo, hi = margin(self.value)
         return tuple(t for t in self.thresholds if lo <= t <= hi)
 
     @property
@@ -135,7 +179,7 @@ class Reading:
         """The value the rules are evaluated with: the low end of the range when a cut-off is near."""
         if self.value is None:
             return None
-        return self.value * (1 - SURROGATE_MARGIN) if self.near else self.value
+        return margin(self.value)[0] if self.near else self.value
 
 
 def thresholds(rules: Iterable[s.Rule], field_name: str) -> tuple[float, ...]:
@@ -171,7 +215,7 @@ def read(basis: s.RenalBasis, labs: Mapping[str, float], bsa_m2: float | None, c
                            f"{label}; eGFR is not known, so CrCl {crcl:.0f} mL/min is used as a surrogate", cuts)
         return Reading(basis, None, "eGFR unknown")
     if bsa_m2 is not None and basis.indexed is not True:
-        absolute = egfr * bsa_m2 / STANDARD_BSA_M2
+        absolute = deindexed(egfr, bsa_m2)
         if basis.indexed is False or absolute < egfr:
             why = ("the label's eGFR is in mL/min (de-indexed)" if basis.indexed is False else
                    "the label does not say whether its eGFR is indexed; the lower of the indexed and de-indexed values is used")
