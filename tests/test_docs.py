@@ -44,7 +44,7 @@ def test_every_endpoint_is_in_the_readme(path):
 MODELS = [schema.Source, schema.Target, schema.Product, schema.Approval, schema.Label, schema.Dose, schema.MonitoringItem,
           schema.Rule, schema.RenalBasis, schema.Predicate, schema.DrugFile, schema.CellularPotency, schema.PK, schema.PopPK, schema.Pathway,
           schema.MeasuredPotency, schema.CodeMapping, schema.Term, schema.Evidence, schema.MedicationEntry, schema.LabDef,
-          schema.ClassFact, schema.DisplayName]
+          schema.MonitoringTest, schema.ClassFact, schema.DisplayName]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

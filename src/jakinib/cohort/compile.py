@@ -87,9 +87,6 @@ class PolarsBackend:
             return self.pl.lit([], dtype=self.pl.List(self.ids))
         return self.pl.concat_list(items).list.drop_nulls()
 
-    def repeat(self, value: Any, times: Any) -> Any:
-        return value.repeat_by(times)
-
     def size(self, column: Any) -> Any:
         return column.list.len()
 
@@ -149,21 +146,11 @@ class SparkBackend:
         F = self.F
         if not items:
             return F.array().cast("array<string>")
-        arrays = [x.column if isinstance(x, _Repeated) else F.array(x.cast("string")) for x in items]
+        arrays = [F.array(x.cast("string")) for x in items]
         return F.array_compact(F.concat(*arrays))
-
-    def repeat(self, value: Any, times: Any) -> Any:
-        return _Repeated(self.F.array_repeat(value.cast("string"), times))
 
     def size(self, column: Any) -> Any:
         return self.F.size(column)
-
-
-@dataclass(frozen=True)
-class _Repeated:
-    """A Spark array column standing for several items of a collected list."""
-
-    column: Any
 
 
 def backend(name: str, finding_ids: Sequence[str] = ()) -> PolarsBackend | SparkBackend:
@@ -228,12 +215,40 @@ def _leaf(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A finding a row may carry: rule id, severity, and the condition (a boolean column, or a repeat count)."""
+    """A finding a row may carry: rule id, severity, and the condition (a boolean column)."""
 
     rule: str
     severity: str
     when: Any
-    repeat: Any = None
+
+
+@dataclass
+class Plan:
+    """The compiled assessment of one drug under one regulator for one indication: the per-row columns (product,
+    route, approved, dose) and the verdict's inputs: the candidate findings in the engine's order (severity, then rule
+    id) and the label's screening tests with their 'missing' conditions."""
+
+    columns: dict[str, Any]
+    candidates: list[Candidate]
+    missing: list[tuple[str, Any]]
+
+    def conditions(self) -> list[Any]:
+        """Every condition the verdict reads, in the order :meth:`verdict` takes them."""
+        return [c.when for c in self.candidates] + [m for _, m in self.missing]
+
+    def verdict(self, be: Any, conditions: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Status (the worst severity of the findings, else ok), finding ids and screening still missing, from the
+        conditions (by default the candidates' own; a caller may pass equivalent ones, e.g. bits of a packed word)."""
+        conds = list(conditions) if conditions is not None else self.conditions()
+        k = len(self.candidates)
+        found, missing = conds[:k], conds[k:]
+        order = s.STATUS_ORDER
+        items = [be.when([(w, be.finding(c.rule))]) for c, w in zip(self.candidates, found, strict=True)]
+        severities = [be.when([(w, be.lit(order.index(c.severity)))]) for c, w in zip(self.candidates, found, strict=True)]
+        worst = be.least(severities) if severities else be.lit(None)
+        status = be.when([(worst == be.lit(i), be.lit(name)) for i, name in enumerate(order)], be.lit("ok"))
+        return {"status": status, "findings": be.collect(items),
+                "screening_missing": be.collect([be.when([(m, be.lit(t))]) for (t, _), m in zip(self.missing, missing, strict=True)])}
 
 
 def age_bands(drug: s.DrugFile) -> list[tuple[float, float]]:
@@ -265,9 +280,9 @@ def finding_ids(kb: KnowledgeBase) -> list[str]:
     return sorted(ids)
 
 
-def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
-               stage: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Column expressions of ``engine.assess`` for one drug under one regulator, for rows with this indication.
+def plan(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
+         stage: list[dict[str, Any]] | None = None) -> Plan:
+    """The compiled ``engine.assess`` for one drug under one regulator, for rows with this indication.
 
     With ``stage`` (a list of three empty dicts), the renal readings (layers 0 and 1) and each rule's truth value
     (layer 2, ``_r<i>``) are put there as columns of their own and referenced, so a caller computes the layers in
@@ -342,20 +357,22 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
         no_base = reduce(operator.and_, [~be.coalesce(fits, be.lit(False)) for fits, _ in bases], be.lit(True))
         cands.append(Candidate("dose.not-recorded", "caution", (approved_expr == be.lit(True)) & no_base))
 
-    order = s.STATUS_ORDER
-    cands.sort(key=lambda c: (order.index(c.severity), c.rule))
-    items = [be.repeat(be.finding(c.rule), c.repeat) if c.repeat is not None
-             else be.when([(c.when, be.finding(c.rule))]) for c in cands]
-    severities = [be.when([(c.repeat > be.lit(0) if c.repeat is not None else c.when, be.lit(order.index(c.severity)))])
-                  for c in cands]
-    worst = be.least(severities) if severities else be.lit(None)
-    status = be.when([(worst == be.lit(i), be.lit(name)) for i, name in enumerate(order)], be.lit("ok"))
+    cands.sort(key=lambda c: (s.STATUS_ORDER.index(c.severity), c.rule))
+    columns = {"product": be.lit(product.id), "route": be.lit(product.route), "approved": approved_expr,
+               **_dose(rules, values, renal_plan, bases, be)}
+    return Plan(columns, cands, missing_items)
 
-    out = {"product": be.lit(product.id), "route": be.lit(product.route), "status": status, "approved": approved_expr,
-           "findings": be.collect(items),
-           "screening_missing": be.collect([be.when([(m, be.lit(t))]) for t, m in missing_items])}
-    out.update(_dose(rules, values, renal_plan, bases, be))
-    return out
+
+def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
+               stage: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Column expressions of ``engine.assess`` (see :func:`plan`): product, route, status, approved, findings,
+    screening_missing and the dose columns."""
+    p = plan(kb, drug, regulator, indication, be, stage)
+    v = p.verdict(be)
+    c = p.columns
+    return {"product": c["product"], "route": c["route"], "status": v["status"], "approved": c["approved"],
+            "findings": v["findings"], "screening_missing": v["screening_missing"],
+            **{k: e for k, e in c.items() if k.startswith("dose_")}}
 
 
 # ---- renal rules, as safety/renal.py reads them -------------------------------------------------

@@ -21,6 +21,7 @@ Each gap carries the rule it comes from, its sources, its due date and how many 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from jakinib.cohort.flatten import record_column
@@ -28,15 +29,6 @@ from jakinib.knowledge import fields as f
 from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 
-# Which dated records satisfy a label monitoring test (lab ids of labs.yaml; 'screening:<test>' = a screening date).
-# A test not listed here has no codes jakinib reads, and is reported as unreadable.
-MONITORING_RECORDS: dict[str, tuple[str, ...]] = {
-    "cbc": ("anc", "alc", "hb", "platelets"), "blood-counts": ("anc", "alc", "hb", "platelets"),
-    "complete-blood-count": ("anc", "alc", "hb", "platelets"),
-    "neutrophils": ("anc",), "lymphocytes": ("alc",), "haemoglobin": ("hb",), "hemoglobin": ("hb",), "platelets": ("platelets",),
-    "liver-enzymes": ("alt", "ast"), "liver-function": ("alt", "ast"), "renal-function": ("creatinine", "egfr", "crcl"),
-    "tuberculosis": ("screening:tuberculosis",),
-}
 INPUTS = ("jak", "jak_start", "jak_dose_mg", "jak_every_h",
           *[f"screening.{t}" for t in f.SCREENING_TESTS], *[f"screening.{t}.date" for t in f.SCREENING_TESTS],
           *[record_column(lab, w) for lab in f.LAB_UNITS for w in ("first", "last")])
@@ -44,26 +36,33 @@ VERDICT_GAPS = ("contraindicated", "do-not-start", "avoid")
 GAP = {"gap": "str", "rule": "str", "sources": "str", "due": "date", "overdue_days": "int"}
 
 
-def _dates(test: str, which: str) -> list[str]:
+def _dates(kb: KnowledgeBase, test: str, which: str) -> list[str]:
+    """The date columns of the records that satisfy a monitoring test (``labs.yaml`` monitoring_tests)."""
     out = []
-    for rec in MONITORING_RECORDS.get(test, ()):
+    for rec in kb.monitoring_tests[test].records if test in kb.monitoring_tests else ():
         out.append(f"screening.{rec.split(':', 1)[1]}.date" if rec.startswith("screening:") else record_column(rec, which))
     return out
 
 
-def _gap_struct(pl: Any, gap: str, rule: str, sources: list[str], due: Any, overdue: Any) -> Any:
-    return pl.struct(gap=pl.lit(gap), rule=pl.lit(rule), sources=pl.lit(";".join(sources)),
-                     due=due if due is not None else pl.lit(None, dtype=pl.Date),
-                     overdue_days=overdue if overdue is not None else pl.lit(None, dtype=pl.Int64))
+@dataclass(frozen=True)
+class Gap:
+    """One gap a row may have: its id, rule and sources (literals or expressions), when it applies, due and overdue."""
+
+    gap: Any
+    rule: Any
+    sources: Any
+    when: Any
+    due: Any = None
+    overdue: Any = None
 
 
-def _monitoring(pl: Any, m: s.MonitoringItem, today: dt.date) -> tuple[Any, Any] | None:
-    """(condition, overdue days) for one monitoring item, or None when it is unreadable."""
-    if m.test not in MONITORING_RECORDS:
+def _monitoring(pl: Any, kb: KnowledgeBase, m: s.MonitoringItem, today: dt.date) -> tuple[Any, Any] | None:
+    """(due date, overdue days) for one monitoring item, or None when it is unreadable."""
+    if not _dates(kb, m.test, "last"):
         return None
     start = pl.col("jak_start")
-    firsts = [pl.col(c) for c in _dates(m.test, "first")]
-    lasts = [pl.col(c) for c in _dates(m.test, "last")]
+    firsts = [pl.col(c) for c in _dates(kb, m.test, "first")]
+    lasts = [pl.col(c) for c in _dates(kb, m.test, "last")]
     first, last = pl.min_horizontal(firsts), pl.max_horizontal(lasts)
     todays = pl.lit(today)
 
@@ -99,73 +98,94 @@ def _monitoring(pl: Any, m: s.MonitoringItem, today: dt.date) -> tuple[Any, Any]
     return due, (todays - due).dt.total_days()
 
 
-def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, rule_sources: dict[str, list[str]]) -> list[Any]:
-    """Struct expressions (null when the gap does not apply) for rows of one product under one regulator."""
+def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, rule_sources: dict[str, list[str]]) -> list[Gap]:
+    """The gaps rows of one product under one regulator may have, in their reporting order."""
     import polars as pl
 
     label = kb.label(product, regulator)
     start = pl.col("jak_start")
-    items: list[Any] = [pl.when(start.is_null()).then(_gap_struct(pl, "therapy.start-unknown", "therapy.start", ["seed"], None, None))]
+    since = (pl.lit(today) - start).dt.total_days()
+    items = [Gap("therapy.start-unknown", "therapy.start", "seed", start.is_null())]
     if label is not None:
         for item in label.screening:
-            test = item.test
+            test, src = item.test, ";".join(item.sources)
             missing = pl.col("screening_missing").list.contains(test)
             stale = pl.lit(False)
             if test in f.SCREENING_TESTS:  # a dated result too old for a start today (its value nulled at read) was still done
                 stale = pl.col(f"screening.{test}").is_null() & pl.col(f"screening.{test}.date").is_not_null()
-            items.append(pl.when(missing & ~stale).then(_gap_struct(pl, f"screening.{test}.missing", f"screening.{test}",
-                                                                     list(item.sources), start, (pl.lit(today) - start).dt.total_days())))
+            items.append(Gap(f"screening.{test}.missing", f"screening.{test}", src, missing & ~stale, start, since))
             if test in f.SCREENING_TESTS:
                 date = pl.col(f"screening.{test}.date")
                 done = ~missing | stale
-                items.append(pl.when(done & (date > start)).then(_gap_struct(
-                    pl, f"screening.{test}.after-start", f"screening.{test}", list(item.sources), start, (date - start).dt.total_days())))
-                items.append(pl.when(done & date.is_null() & start.is_not_null()).then(_gap_struct(
-                    pl, f"screening.{test}.undated", f"screening.{test}", list(item.sources), None, None)))
+                items.append(Gap(f"screening.{test}.after-start", f"screening.{test}", src, done & (date > start), start,
+                                 (date - start).dt.total_days()))
+                items.append(Gap(f"screening.{test}.undated", f"screening.{test}", src,
+                                 done & date.is_null() & start.is_not_null()))
         for m in label.monitoring:
-            found = _monitoring(pl, m, today)
+            found = _monitoring(pl, kb, m, today)
+            src = ";".join(m.sources)
             if found is None:
-                if m.test not in MONITORING_RECORDS:
-                    items.append(pl.when(start.is_not_null()).then(_gap_struct(
-                        pl, f"monitoring.{m.test}.unreadable", f"monitoring.{m.test}", list(m.sources), None, None)))
+                items.append(Gap(f"monitoring.{m.test}.unreadable", f"monitoring.{m.test}", src, start.is_not_null()))
                 continue
             due, overdue = found
-            items.append(pl.when(due.is_not_null()).then(_gap_struct(
-                pl, f"monitoring.{m.test}.overdue", f"monitoring.{m.test}", list(m.sources), due, overdue)))
+            items.append(Gap(f"monitoring.{m.test}.overdue", f"monitoring.{m.test}", src, due.is_not_null(), due, overdue))
     current_day = pl.col("jak_dose_mg") * 24 / pl.col("jak_every_h").fill_null(24.0)
     label_day = pl.col("dose_mg") * 24 / pl.col("dose_every_h")
     dose_sources = pl.col("dose_rule").replace_strict(rule_sources, default=None, return_dtype=pl.List(pl.String)).list.join(";")
-    items.append(pl.when(current_day > label_day + 1e-9).then(pl.struct(
-        gap=pl.lit("dose.above-label"), rule=pl.col("dose_rule").fill_null("dose.standard"),
-        sources=dose_sources.fill_null(";".join(_dose_sources(label))), due=pl.lit(None, dtype=pl.Date),
-        overdue_days=pl.lit(None, dtype=pl.Int64))))
+    items.append(Gap("dose.above-label", pl.col("dose_rule").fill_null("dose.standard"),
+                     dose_sources.fill_null(";".join(_dose_sources(label))), current_day > label_day + 1e-9))
     for status in VERDICT_GAPS:
-        items.append(pl.when(pl.col("status") == status).then(_gap_struct(pl, f"verdict.{status}", "check", ["seed"], None, None)))
+        items.append(Gap(f"verdict.{status}", "check", "seed", pl.col("status") == status))
     return items
+
+
+def _long(pl: Any, part: Any, items: list[Gap]) -> Any:
+    """One row per (row, gap that applies), in item order: ``_key``, ``_k`` and the gap's fields."""
+    def lit(v: Any) -> Any:
+        return pl.lit(v) if isinstance(v, str) else v
+
+    frames = [part.filter(g.when).select(
+        pl.col("_key"), pl.lit(k, dtype=pl.UInt16).alias("_k"), lit(g.gap).cast(pl.String).alias("gap"),
+        lit(g.rule).cast(pl.String).alias("rule"), lit(g.sources).cast(pl.String).alias("sources"),
+        (g.due if g.due is not None else pl.lit(None)).cast(pl.Date).alias("due"),
+        (g.overdue if g.overdue is not None else pl.lit(None)).cast(pl.Int64).alias("overdue_days"))
+        for k, g in enumerate(items)]
+    return pl.concat(frames)
 
 
 def _dose_sources(label: s.Label | None) -> list[str]:
     return sorted({c for d in label.doses for c in d.sources}) if label is not None else ["seed"]
 
 
-def add_gaps(kb: KnowledgeBase, rows: Any, today: dt.date) -> Any:
-    """Add ``current``, ``gaps`` (ids), ``gap_details`` and ``max_overdue_days``; drop the gap inputs."""
+def add_gaps(kb: KnowledgeBase, rows: Any, table: Any, today: dt.date) -> Any:
+    """The screen's rows: ``assess.unsorted`` rows with ``gaps`` (ids), ``gap_details``, ``max_overdue_days`` and the
+    current dose and start, sorted by patient, regulator and drug. Gaps are computed on the current-drug rows only,
+    with their inputs taken from ``table`` by row number."""
     import polars as pl
 
+    from jakinib.cohort.assess import ORDER
+
     struct = pl.Struct({"gap": pl.String, "rule": pl.String, "sources": pl.String, "due": pl.Date, "overdue_days": pl.Int64})
-    rows = rows.with_columns((pl.col("jak") == pl.col("drug")).fill_null(False).alias("current"))
     rule_sources = {r.id: list(r.sources) for r in kb.rules}
-    parts = [rows.filter(~pl.col("current")).with_columns(pl.lit([], dtype=pl.List(struct)).alias("gap_details"))]
     current = rows.filter(pl.col("current"))
-    for (product, regulator), part in current.group_by(["product", "regulator"]):
-        items = gap_items(kb, product, regulator, today, rule_sources)
-        parts.append(part.with_columns(pl.concat_list(items).list.drop_nulls().cast(pl.List(struct)).alias("gap_details")))
-    out = pl.concat(parts, how="vertical_relaxed")
-    out = out.with_columns(
+    current = pl.concat([current, table.select(pl.col(list(INPUTS)).gather(current["_i"]))], how="horizontal")
+    lazy = current.lazy()
+    long = [_long(pl, lazy.filter((pl.col("product") == product) & (pl.col("regulator") == regulator)),
+                  gap_items(kb, product, regulator, today, rule_sources))
+            for product, regulator in current.select("product", "regulator").unique().rows()]
+    details = (pl.concat(long).sort(["_key", "_k"]).group_by("_key", maintain_order=True)
+               .agg(pl.struct("gap", "rule", "sources", "due", "overdue_days").alias("gap_details")) if long else
+               pl.LazyFrame(schema={"_key": pl.UInt64, "gap_details": pl.List(struct)}))
+    parts = [lazy.join(details, on="_key", how="left").with_columns(pl.col("gap_details").fill_null(pl.lit([], dtype=pl.List(struct))))]
+    extra = {"gaps": pl.List(pl.String), "gap_details": pl.List(struct), "max_overdue_days": pl.Int64,
+             "current_dose_mg": pl.Float64, "current_every_h": pl.Float64, "start": pl.Date}
+    done = [p.with_columns(
         pl.col("gap_details").list.eval(pl.element().struct.field("gap")).alias("gaps"),
         pl.col("gap_details").list.eval(pl.element().struct.field("overdue_days")).list.max().alias("max_overdue_days"),
-        pl.when(pl.col("current")).then(pl.col("jak_dose_mg")).alias("current_dose_mg"),
-        pl.when(pl.col("current")).then(pl.col("jak_every_h")).alias("current_every_h"),
-        pl.when(pl.col("current")).then(pl.col("jak_start")).alias("start"),
-    )
-    return out.drop(list(INPUTS)).sort(["id", "regulator", "drug"])
+        pl.col("jak_dose_mg").alias("current_dose_mg"), pl.col("jak_every_h").alias("current_every_h"),
+        pl.col("jak_start").alias("start")).drop(list(INPUTS)) for p in parts]
+    others = rows.filter(~pl.col("current")).with_columns(
+        [pl.lit([], dtype=t).alias(k) if isinstance(t, pl.List) else pl.lit(None, dtype=t).alias(k) for k, t in extra.items()])
+    columns = [*rows.columns, *extra]
+    out = pl.concat([others.select(columns), *[f.select(columns) for f in pl.collect_all(done)]], how="vertical_relaxed")
+    return out.sort("_key").drop(list(ORDER))

@@ -65,8 +65,7 @@ def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequenc
     if engine == "polars":
         from jakinib.cohort import assess
 
-        rows = assess.assess(kb, table, drugs, regulators, keep=g.INPUTS, today=today)
-        return g.add_gaps(kb, rows, today)
+        return g.add_gaps(kb, assess.unsorted(kb, table, drugs, regulators), table, today)
     if engine == "spark":
         from jakinib.cohort import spark
 

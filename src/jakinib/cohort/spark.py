@@ -41,17 +41,16 @@ def session(master: str | None = None) -> Any:
             .getOrCreate())
 
 
-def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], master: str | None = None,
-           keep: Sequence[str] = (), today: dt.date | None = None) -> Any:
-    """The compiled assessment on Spark; returns a Polars DataFrame shaped as ``assess.assess``'s."""
+def unsorted(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], master: str | None = None) -> Any:
+    """The compiled assessment on Spark; returns a Polars DataFrame shaped as ``assess.unsorted``'s."""
     import polars as pl
     from pyspark.sql import functions as F
 
-    from jakinib.cohort.assess import with_regulators
+    from jakinib.cohort.assess import ORDER, empty, indexed
 
     spark = session(master)
-    df = with_regulators(table, regulators)
-    sdf = spark.createDataFrame(df.to_arrow())
+    df, regs = indexed(table, regulators)
+    sdf = spark.createDataFrame(df.with_columns(pl.col("_i").cast(pl.Int64)).to_arrow())
     be = c.SparkBackend()
     combos = df.select("regulator", "indication").unique().sort(["regulator", "indication"], nulls_last=True).rows()
     parts = []
@@ -65,23 +64,23 @@ def assess(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequ
             for layer in stage:
                 if layer:
                     staged = staged.select("*", *[e.alias(k) for k, e in layer.items()])
-            parts.append(staged.select(be.col("id").alias("id"), be.col("regulator").alias("regulator"), F.lit(name).alias("drug"),
-                                       *[e.alias(k) for k, e in exprs.items()], *[be.col(k).alias(k) for k in keep]))
-    from jakinib.cohort.assess import empty
-
-    schema = empty(polars_be, keep, df).schema  # the Polars engine's types (an all-null column too)
-    frames = []
-    if parts:
-        out = parts[0]
-        for p in parts[1:]:
-            out = out.unionByName(p)
-        frames.append(pl.from_arrow(out.toArrow()).cast(dict(schema)).select(list(schema)))
-    if not frames:
-        return empty(polars_be, keep, df)
-    return pl.concat(frames).sort(["id", "regulator", "drug"])
+            parts.append(staged.select(be.col("_i").alias("_i"), be.col("id").alias("id"), be.col("regulator").alias("regulator"),
+                                       F.lit(name).alias("drug"), *[e.alias(k) for k, e in exprs.items()],
+                                       F.coalesce(be.col("jak") == F.lit(name), F.lit(False)).alias("current")))
+    schema = {"_i": pl.UInt32, **empty(polars_be).schema}  # the Polars engine's types (an all-null column too)
+    if not parts:
+        return pl.DataFrame(schema={"_key": pl.UInt64, **schema}).select(*ORDER, *empty(polars_be).columns)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    rows = pl.from_arrow(out.toArrow()).cast(schema).select(list(schema))
+    names = sorted(drugs)
+    key = (pl.col("_i").cast(pl.UInt64) * (len(regs) * len(names))
+           + pl.col("regulator").replace_strict({r: i for i, r in enumerate(regs)}, return_dtype=pl.UInt64) * len(names)
+           + pl.col("drug").replace_strict({d: i for i, d in enumerate(names)}, return_dtype=pl.UInt64))
+    return rows.with_columns(key.alias("_key")).select(*ORDER, *empty(polars_be).columns)
 
 
 def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,
         master: str | None = None) -> Any:
-    rows = assess(kb, table, drugs, regulators, master, keep=g.INPUTS, today=today)
-    return g.add_gaps(kb, rows, today)
+    return g.add_gaps(kb, unsorted(kb, table, drugs, regulators, master), table, today)

@@ -81,6 +81,7 @@ class KnowledgeBase:
     signoffs: list[s.SignOff] = field(default_factory=list)
     screening_windows: dict[str, s.ScreeningWindow] = field(default_factory=dict)
     display_names: dict[str, str] = field(default_factory=dict)
+    monitoring_tests: dict[str, s.MonitoringTest] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -328,6 +329,21 @@ class KnowledgeBase:
         for test in self.screening_windows:
             if test not in f.SCREENING_TESTS:
                 raise KnowledgeError(f"labs.yaml: screening: unknown test {test!r} (known: {', '.join(f.SCREENING_TESTS)})")
+        from jakinib.knowledge.fields import SCREENING_TESTS
+
+        for mt in self.monitoring_tests.values():
+            for rec in mt.records:
+                kind, _, name = rec.rpartition(":")
+                if (kind == "screening" and name not in SCREENING_TESTS) or (not kind and rec not in f.LAB_UNITS) or kind not in ("", "screening"):
+                    raise KnowledgeError(f"labs.yaml: monitoring test {mt.id}: record {rec!r} is not a lab of the patient "
+                                         "(labs) nor screening:<test>")
+        for d in self.drugs.values():
+            for lab in d.labels:
+                for m in lab.monitoring:
+                    if m.test not in self.monitoring_tests:
+                        raise KnowledgeError(f"drugs/{d.name}.yaml: label {lab.product}/{lab.regulator}: monitoring test "
+                                             f"{m.test!r} is not in labs.yaml monitoring_tests (list it, with no records if "
+                                             "jakinib reads none)")
         for lab in self.labs.values():
             lo, hi = lab.plausible
             if not lo < hi:
@@ -556,7 +572,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
     evidence = sections("evidence.yaml", {"evidence": s.Evidence})
     cond = sections("conditions.yaml", {"conditions": s.Term})
     meds = sections("medications.yaml", {"medications": s.MedicationEntry})
-    labs = sections("labs.yaml", {"labs": s.LabDef, "screening": s.ScreeningWindow})
+    labs = sections("labs.yaml", {"labs": s.LabDef, "screening": s.ScreeningWindow, "monitoring_tests": s.MonitoringTest})
     facts = sections("class_facts.yaml", {"facts": s.ClassFact})
     codes = sections("codes.yaml", {"codes": s.CodeMapping, "rxnorm": s.RxNormConcept})
     pathways = sections("pathways.yaml", {"pathways": s.Pathway, "potency": s.MeasuredPotency})
@@ -586,6 +602,7 @@ def _build(data_dir: Path) -> KnowledgeBase:
         data_dir=data_dir,
         signoffs=signoffs["signoffs"],
         display_names={n.id: n.name for n in names["names"]},
+        monitoring_tests={x.id: x for x in labs["monitoring_tests"]},
     )
     kb._index_names()
     kb.check()

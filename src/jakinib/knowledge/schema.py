@@ -509,6 +509,16 @@ class ScreeningWindow(Model):
     why: str = Field(description="the reason for this window, for the pharmacist who reviews it")
 
 
+class MonitoringTest(Model):
+    """A test label monitoring schedules name (``MonitoringItem.test``) and the dated records that count as it being
+    done: lab ids of ``labs`` or ``screening:<test>``. No records: jakinib reads no codes for it, so a cohort screen
+    lists it as unreadable, never as done."""
+
+    id: Slug
+    records: list[str] = Field(default_factory=list, description="lab ids, or screening:<test>, whose dated records satisfy it")
+    note: str | None = None
+
+
 class ClassFact(Model):
     """A statement about JAK inhibitors as a class (mostly from the seed), as structured data."""
 
