@@ -96,6 +96,8 @@ def simple_patients(draw, kb):
         p["sex"] = draw(st.sampled_from(["female", "male"]))
     if draw(st.booleans()):
         p["weight_kg"] = draw(st.sampled_from([30.0, 40.0, 70.0, 110.0]))
+    if draw(st.booleans()):
+        p["height_cm"] = draw(st.sampled_from([120.0, 160.0, 190.0]))  # body size de-indexes eGFR
     for key in f.BOOLEAN:
         if draw(st.booleans()):
             p[key] = draw(st.booleans())
@@ -104,6 +106,8 @@ def simple_patients(draw, kb):
     if draw(st.booleans()):
         p["indication"] = draw(st.sampled_from(sorted(kb.indications)))
     p["conditions"] = draw(st.lists(st.sampled_from(sorted(kb.conditions)), max_size=4, unique=True))
+    p["history"] = draw(st.lists(st.sampled_from(sorted(kb.conditions)), max_size=2, unique=True))  # past conditions
+    p["allergies"] = draw(st.lists(st.sampled_from(sorted(kb.drugs)), max_size=1))  # JAK inhibitors, by name
     meds = sorted(kb.medications)
     p["medications"] = draw(st.lists(st.sampled_from([*meds, "herbal tea blend", "moon dust"]), max_size=4, unique=True))
     labs = draw(st.lists(st.sampled_from(sorted(LAB_VALUES)), max_size=6, unique=True))
@@ -115,9 +119,10 @@ def simple_patients(draw, kb):
 
 
 def flat_row(p: dict) -> dict:
-    row = {"id": p["id"], "age": p.get("age"), "sex": p.get("sex"), "weight_kg": p.get("weight_kg"),
+    row = {"id": p["id"], "age": p.get("age"), "sex": p.get("sex"), "weight_kg": p.get("weight_kg"), "height_cm": p.get("height_cm"),
            "smoking": p.get("smoking"), "indication": p.get("indication"),
            "conditions": ";".join(p["conditions"]), "medications": ";".join(p["medications"]),
+           "history": ";".join(p.get("history", [])), "allergies": ";".join(p.get("allergies", [])),
            "vaccines_planned": ";".join(p["vaccines_planned"])}
     for key in f.BOOLEAN:
         row[key] = None if p.get(key) is None else str(p[key]).lower()
@@ -146,6 +151,54 @@ def test_screen_agrees_with_check_for_random_patients(kb, tmp_path, data):
     for p in patients:
         simple = {k: v for k, v in p.items() if k != "id"}
         assert got(result, p["id"], regulator) == expected(kb, parse_patient(simple, kb), regulator), p
+
+
+def renal_grid(kb, n: int, seed: int) -> list[dict]:
+    """Patients around the renal cut-offs and the dose bands: CrCl / eGFR / creatinine alone or together, with and
+    without body size, children and adults, the indications with banded or renal-adjusted doses."""
+    rng = random.Random(seed)
+    inds = ["atopic-dermatitis", "rheumatoid-arthritis", "juvenile-idiopathic-arthritis", "psoriatic-arthritis", "covid-19",
+            "alopecia-areata", "myelofibrosis", "polycythaemia-vera", "graft-versus-host-disease", None]
+    out = []
+    for i in range(n):
+        p = {"id": f"g{i:04d}", "conditions": rng.sample(["end-stage-renal-disease", "moderate-hepatic-impairment"], rng.randint(0, 1)),
+             "medications": rng.sample(["ketoconazole", "fluconazole", "probenecid"], rng.randint(0, 1)), "vaccines_planned": [],
+             "labs": {}, "metabolizer": {}, "screening": {}}
+        for key, values, chance in (("age", [2, 10, 12, 17, 18, 30, 65, 80], .9), ("sex", ["female", "male"], .9),
+                                    ("weight_kg", [10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0, 90.0, 130.0], .8),
+                                    ("height_cm", [120.0, 150.0, 170.0, 195.0], .5), ("indication", inds, 1)):
+            if rng.random() < chance and (v := rng.choice(values)) is not None:
+                p[key] = v
+        for lab, values in {"egfr": [10, 15, 20, 29, 30, 40, 45, 59, 60, 85], "crcl": [10, 15, 29, 30, 40, 50, 51, 60, 75],
+                            "creatinine": [0.5, 1.0, 1.8, 4.0], "platelets": [40, 60, 100, 150, 200]}.items():
+            if rng.random() < .4:
+                p["labs"][lab] = rng.choice(values)
+        out.append(p)
+    return out
+
+
+def test_renal_readings_and_dose_bands_agree_with_check(kb, tmp_path):
+    """The compiled renal reading (surrogates, de-indexed eGFR, the conservative band near a cut-off, withheld doses)
+    and the age/weight dose bands give the checker's answers, on a grid that exercises each of them."""
+    patients = renal_grid(kb, 160, 7)
+    rows = [flat_row(p) for p in patients]
+    columns = sorted({k for r in rows for k in r})
+    path = tmp_path / "renal.csv"
+    pl.DataFrame({k: [None if r.get(k) is None else str(r[k]) for r in rows] for k in columns}, schema=dict.fromkeys(columns, pl.String)) \
+        .with_columns(pl.col(k).fill_null("") for k in ("conditions", "medications")).write_csv(path)
+    seen = {"withheld": 0, "face": 0, "surrogate": 0, "band": 0}
+    for regulator in ("FDA", "EMA", "PMDA", "MHRA"):
+        result = screen.screen(path, kb, regulators=[regulator], today=TODAY).rows
+        seen["withheld"] += result["dose_withheld"].sum()
+        seen["face"] += result["dose_face_mg"].is_not_null().sum()
+        seen["surrogate"] += result.filter(pl.col("findings").cast(pl.List(pl.String)).list.eval(
+            pl.element().str.starts_with("renal.surrogate")).list.any()).height
+        seen["band"] += result.filter((pl.col("drug") == "baricitinib") & pl.col("dose_mg").is_in([2.0, 4.0])
+                                      & (pl.col("regulator") == "EMA")).height
+        for p in patients:
+            simple = {k: v for k, v in p.items() if k != "id"}
+            assert got(result, p["id"], regulator) == expected(kb, parse_patient(simple, kb), regulator), (regulator, p)
+    assert all(v > 0 for v in seen.values()), seen
 
 
 # ---- the agreement battery: every rule, every evaluator ----------------------------------------------

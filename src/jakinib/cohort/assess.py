@@ -63,45 +63,96 @@ def unsorted(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Se
 
     be = c.PolarsBackend(c.finding_ids(kb))
     df, regs = indexed(table, regulators)
+    schema = {"_i": df.schema["_i"], "_key": pl.UInt64, **empty(kb, be).schema}
     frames = []
     for (reg, ind), part in df.group_by(["regulator", "indication"]):
-        lazy = part.lazy()
+        be.leaves = {}
+        plans = []
         for name in drugs:
             stage: list[dict[str, Any]] = [{}, {}, {}]
-            p = c.plan(kb, kb.drugs[name], reg, ind, be, stage)
+            plans.append((name, c.plan(kb, kb.drugs[name], reg, ind, be, stage), stage))
+        lazy = part.with_columns(**dict(be.leaves.values())).lazy()  # every predicate leaf once, for all the drugs
+        be.leaves = None
+        for name, p, stage in plans:
             staged = lazy
             for layer in stage:
                 if layer:
                     staged = staged.with_columns(**layer)
-            conds = p.conditions()
+            conds = p.conditions
             words = [_word(pl, conds[j:j + WORD]).alias(f"_w{j // WORD}") for j in range(0, len(conds), WORD)]
-            keys = [w.meta.output_name() for w in words]
+            keys = [f"_w{j // WORD}" for j in range(0, len(conds), WORD)]
             base = staged.select(pl.col("_i"), order_key(pl.col("_i"), reg, name, regs, drugs), pl.col("id"),
-                                 pl.col("regulator"), pl.lit(name).alias("drug"),
-                                 (pl.col("jak") == pl.lit(name)).fill_null(False).alias("current"), *words,
-                                 *[e.alias(k) for k, e in p.columns.items()])
+                                 (pl.col("jak") == pl.lit(name)).fill_null(False).alias("current"), *words)
             bits = [(pl.col(f"_w{j // WORD}") & pl.lit(1 << (j % WORD), dtype=pl.UInt64)) != 0 for j in range(len(conds))]
-            verdict = base.select(keys).unique().with_columns(**p.verdict(be, bits))
-            frames.append(base.join(verdict, on=keys, how="left"))
-    schema = {**dict.fromkeys(ORDER, pl.UInt64), **empty(be).schema}
-    schema["_i"] = pl.UInt32
+            rest = {k: e for k, e in p.build(be, bits).items() if k not in VERDICT}
+            verdict = (base.select(keys).unique()
+                       .map_batches(lambda d, p=p, keys=keys: _verdict(d, p, keys, schema), schema={
+                           **dict.fromkeys(keys, pl.UInt64), **{k: schema[k] for k in VERDICT}})
+                       .with_columns(pl.lit(reg).alias("regulator"), pl.lit(name).alias("drug"), **rest)
+                       .with_columns(pl.col(k).cast(t) for k, t in schema.items() if k in OUTPUT and k != "id"))
+            frames.append(base.join(verdict, on=keys, how="left").select(list(schema)))
     if not frames:
         return pl.DataFrame(schema=schema)
-    return pl.concat([f.select(list(schema)).cast(schema) for f in pl.collect_all(frames)], how="vertical_relaxed")
+    return pl.concat(pl.collect_all(frames), how="vertical_relaxed")
+
+
+VERDICT = ("status", "findings", "screening_missing")
+
+
+def _verdict(words: Any, p: c.Plan, keys: Sequence[str], schema: dict[str, Any]) -> Any:
+    """Status, finding ids and screening missing for each distinct word tuple, with numpy: finding j of the plan is
+    on a row when the bit of its condition is set; the findings keep the plan's (the engine's) order, and the status is
+    the worst severity among them (else ok). ``compile.Plan.build`` says the same as column expressions."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    from jakinib.knowledge.schema import STATUS_ORDER
+
+    w = np.stack([words[k].to_numpy() for k in keys], axis=1) if len(words) else np.zeros((0, len(keys)), dtype=np.uint64)
+
+    def holds(indices: Sequence[int]) -> Any:
+        idx = np.asarray(indices, dtype=np.int64)
+        if not len(idx):
+            return np.zeros((len(w), 0), dtype=bool)
+        return ((w[:, idx // WORD] >> (idx % WORD).astype(np.uint64)) & np.uint64(1)).astype(bool)
+
+    def lists(matrix: Any, names: Sequence[str], dtype: Any) -> Any:
+        _, cols = np.nonzero(matrix)
+        offsets = np.concatenate([[0], np.cumsum(matrix.sum(axis=1))]).astype(np.int32)
+        values = pa.array(np.asarray(names, dtype=object)[cols] if len(cols) else [], type=pa.string())
+        return pl.Series(pa.ListArray.from_arrays(pa.array(offsets), values)).cast(dtype)
+
+    found = holds([x.when for x in p.candidates])
+    severity = np.asarray([STATUS_ORDER.index(x.severity) for x in p.candidates] or [0], dtype=np.int64)
+    worst = np.where(found, severity[: found.shape[1]], len(STATUS_ORDER) - 1).min(axis=1, initial=len(STATUS_ORDER) - 1)
+    return words.with_columns(
+        pl.Series("status", np.asarray(STATUS_ORDER, dtype=object)[worst], dtype=pl.String).cast(schema["status"]),
+        lists(found, [x.rule for x in p.candidates], schema["findings"]).alias("findings"),
+        lists(holds([k for _, k in p.missing]), [t for t, _ in p.missing], schema["screening_missing"]).alias("screening_missing"))
 
 
 def _word(pl: Any, conds: Sequence[Any]) -> Any:
-    """Up to 64 conditions packed into the bits of one UInt64 (bit k set: condition k holds; unknown is not set)."""
+    """Up to 64 conditions packed into the bits of one UInt64 (bit k set: condition k holds)."""
     return pl.sum_horizontal([pl.when(w).then(pl.lit(1 << k, dtype=pl.UInt64)).otherwise(pl.lit(0, dtype=pl.UInt64))
                               for k, w in enumerate(conds)])
 
 
-def empty(be: Any) -> Any:
+def empty(kb: KnowledgeBase, be: Any) -> Any:
+    """The output schema; names from closed vocabularies are Enums (small, fast to sort and group)."""
+    import typing
+
     import polars as pl
 
-    schema = {"id": pl.String, "regulator": pl.String, "drug": pl.String, "product": pl.String, "route": pl.String,
-              "status": pl.String, "approved": pl.Boolean, "findings": pl.List(be.ids), "screening_missing": pl.List(pl.String),
-              "dose_mg": pl.Float64, "dose_every_h": pl.Float64, "dose_adjusted": pl.Boolean, "dose_rule": pl.String,
-              "dose_withheld": pl.Boolean, "dose_face_mg": pl.Float64, "dose_face_every_h": pl.Float64,
-              "current": pl.Boolean}
+    from jakinib.knowledge import schema as s
+
+    products = sorted({p.id for d in kb.drugs.values() for p in d.products})
+    routes = sorted({p.route for d in kb.drugs.values() for p in d.products})
+    tests = sorted({i.test for d in kb.drugs.values() for lab in d.labels for i in lab.screening})
+    schema = {"id": pl.String, "regulator": pl.Enum(sorted(typing.get_args(s.Regulator))), "drug": pl.Enum(sorted(kb.drugs)),
+              "product": pl.Enum(products), "route": pl.Enum(routes), "status": pl.Enum(sorted(s.STATUS_ORDER)),
+              "approved": pl.Boolean, "findings": pl.List(be.ids), "screening_missing": pl.List(pl.Enum(tests)),
+              "dose_mg": pl.Float64, "dose_every_h": pl.Float64, "dose_adjusted": pl.Boolean,
+              "dose_rule": pl.Enum(sorted({r.id for r in kb.rules})), "dose_withheld": pl.Boolean, "dose_face_mg": pl.Float64,
+              "dose_face_every_h": pl.Float64, "current": pl.Boolean}
     return pl.DataFrame(schema=schema)

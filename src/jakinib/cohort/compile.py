@@ -4,19 +4,22 @@
 for one patient, and emits a column expression; Polars and Spark both have Kleene null semantics (``null & false``
 is false, ``null | true`` is true, ``~null`` is null), so *unknown* stays unknown exactly as in the checker.
 
-``assessment`` compiles what ``safety/engine.py``'s ``assess`` does for one drug, one regulator and one indication:
-the approval and age check (the engine's own function, evaluated once per age band), label-level findings, every
-rule (fired -> its status, unknown -> caution), screening still missing, unmapped medicines, the worst status and
-the dose (the engine's choice: the lowest daily dose among fired dose rules when below the standard dose). Findings
-come out in the engine's order (severity, then rule id) without a per-row sort: the candidate findings are
-enumerated in that order once.
+``plan`` compiles what ``safety/engine.py``'s ``assess`` does for one drug, one regulator and one indication: the
+approval and age check (the engine's own function, evaluated once per age band), label-level findings, every rule
+(fired -> its status, unknown -> caution; renal rules read as ``safety/renal.py`` reads them: the label's measure or a
+flagged surrogate, de-indexed eGFR, the conservative band near a cut-off), screening still missing, unmapped medicines,
+the worst status and the dose (the engine's choice over the label's age/weight dose bands: a renal 'not recommended',
+a renal adjustment in words, the lowest structured dose at most the standard one; withheld while a renal input is
+missing; the face-value candidate beside it). A plan is a list of boolean conditions and a ``build`` that makes every
+output from them, so an engine may build once per distinct combination of conditions (``assess.py``) or per row
+(``assessment``, Spark). Findings come out in the engine's order (severity, then rule id) without a per-row sort.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from itertools import pairwise
@@ -41,6 +44,9 @@ class PolarsBackend:
         self.pl = pl
         self.string = pl.String
         self.ids = pl.Enum(sorted(set(finding_ids))) if finding_ids else pl.String
+        self.leaves: dict[str, tuple[str, Any]] | None = None
+        """When a dict, each distinct predicate leaf is named once (``_l<n>``) and referenced by that name, so a
+        caller computes every leaf once per row for all the plans that share it."""
 
     def col(self, name: str) -> Any:
         return self.pl.col(name)
@@ -189,6 +195,16 @@ def missing_any(p: s.Predicate, fields: set[str], be: Any, values: dict[str, Any
 
 
 def _leaf(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
+    leaves = getattr(be, "leaves", None)
+    if leaves is None or values:
+        return _leaf_expr(p, be, values)
+    key = repr((p.field, p.op, p.value, p.has, p.in_, p.is_))
+    if key not in leaves:
+        leaves[key] = (f"_l{len(leaves)}", _leaf_expr(p, be, values))
+    return be.col(leaves[key][0])
+
+
+def _leaf_expr(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
     field = p.field or ""
     kind = f.kind_of(field)
     if kind is None:
@@ -215,7 +231,7 @@ def _leaf(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A finding a row may carry: rule id, severity, and the condition (a boolean column)."""
+    """A finding a row may carry: rule id, severity, and its condition (an index into the plan's conditions)."""
 
     rule: str
     severity: str
@@ -224,31 +240,30 @@ class Candidate:
 
 @dataclass
 class Plan:
-    """The compiled assessment of one drug under one regulator for one indication: the per-row columns (product,
-    route, approved, dose) and the verdict's inputs: the candidate findings in the engine's order (severity, then rule
-    id) and the label's screening tests with their 'missing' conditions."""
+    """The compiled assessment of one drug under one regulator for one indication.
 
-    columns: dict[str, Any]
-    candidates: list[Candidate]
-    missing: list[tuple[str, Any]]
+    Every output depends on a row only through ``conditions`` (boolean columns; unknown counts as not holding), and
+    ``build`` makes the outputs from those conditions or from equivalent ones (e.g. bits of a packed word), so an
+    engine may evaluate ``build`` once per distinct combination of conditions instead of once per row.
+    """
 
-    def conditions(self) -> list[Any]:
-        """Every condition the verdict reads, in the order :meth:`verdict` takes them."""
-        return [c.when for c in self.candidates] + [m for _, m in self.missing]
+    product: str
+    route: str
+    conditions: list[Any]
+    build: Callable[[Any, Sequence[Any]], dict[str, Any]]
+    candidates: list[Candidate]            # in the engine's order; ``when`` is an index into ``conditions``
+    missing: list[tuple[str, int]]          # (screening test, index of its 'missing' condition)
 
-    def verdict(self, be: Any, conditions: Sequence[Any] | None = None) -> dict[str, Any]:
-        """Status (the worst severity of the findings, else ok), finding ids and screening still missing, from the
-        conditions (by default the candidates' own; a caller may pass equivalent ones, e.g. bits of a packed word)."""
-        conds = list(conditions) if conditions is not None else self.conditions()
-        k = len(self.candidates)
-        found, missing = conds[:k], conds[k:]
-        order = s.STATUS_ORDER
-        items = [be.when([(w, be.finding(c.rule))]) for c, w in zip(self.candidates, found, strict=True)]
-        severities = [be.when([(w, be.lit(order.index(c.severity)))]) for c, w in zip(self.candidates, found, strict=True)]
-        worst = be.least(severities) if severities else be.lit(None)
-        status = be.when([(worst == be.lit(i), be.lit(name)) for i, name in enumerate(order)], be.lit("ok"))
-        return {"status": status, "findings": be.collect(items),
-                "screening_missing": be.collect([be.when([(m, be.lit(t))]) for (t, _), m in zip(self.missing, missing, strict=True)])}
+
+class _Conds:
+    """The conditions of a plan, by index (each coalesced to false: unknown is not holding)."""
+
+    def __init__(self, be: Any) -> None:
+        self.be, self.exprs = be, []
+
+    def add(self, expr: Any) -> int:
+        self.exprs.append(self.be.coalesce(expr, self.be.lit(False)))
+        return len(self.exprs) - 1
 
 
 def age_bands(drug: s.DrugFile) -> list[tuple[float, float]]:
@@ -291,6 +306,7 @@ def plan(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | 
     product = engine.choose_product(kb, drug, regulator, indication)
     label = kb.label(product.id, regulator)
     cands: list[Candidate] = []
+    conds = _Conds(be)
     age = be.col("age")
 
     # approval and age: the engine's own function, once per age band (its answer is constant on a band)
@@ -307,60 +323,77 @@ def plan(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | 
     for cond, _, found in bands:
         for x in found:
             by_finding.setdefault((x.rule, x.severity), []).append(cond)
-    for (rule, sev), conds in by_finding.items():
-        cands.append(Candidate(rule, sev, reduce(operator.or_, conds) if len(conds) < len(bands) else be.lit(True)))
+    for (rule, sev), where in by_finding.items():
+        cands.append(Candidate(rule, sev, conds.add(reduce(operator.or_, where) if len(where) < len(bands) else be.lit(True))))
     approved_values = {v for _, v, _ in bands}
     approved_expr = (be.lit(next(iter(approved_values))) if len(approved_values) == 1
                      else be.when([(c, be.lit(v)) for c, v, _ in bands]))
+    approved_true, approved_false = conds.add(approved_expr == be.lit(True)), conds.add(approved_expr == be.lit(False))
 
     if label is None:
-        cands.append(Candidate("label.none", "caution", be.lit(True)))
+        cands.append(Candidate("label.none", "caution", conds.add(be.lit(True))))
     elif label.partial:
-        cands.append(Candidate("label.partial", "caution", be.lit(True)))
+        cands.append(Candidate("label.partial", "caution", conds.add(be.lit(True))))
     for gap in label.not_encoded if label else []:  # a class clause with no rule here: said when the patient is concerned
         field, value, _ = engine.NOT_ENCODED_APPLIES[gap.topic]
-        cands.append(Candidate(f"label.not-encoded.{gap.topic}", "caution", be.has(be.col(field), value)))
+        cands.append(Candidate(f"label.not-encoded.{gap.topic}", "caution", conds.add(be.has(be.col(field), value))))
 
     # rules: fired -> the rule's status; unknown -> caution. Renal rules read the value renal.decide reads them with.
     rules = [(i, r) for i, r in enumerate(kb.rules_for(product.id, regulator))
              if not r.indications or indication in r.indications]
     renal_plan = _renal(rules, be, stage)
-    values: dict[int, Any] = {}
+    fired: dict[int, int] = {}
     for i, rule in rules:
         value = renal_plan.values[i] if rule.renal is not None else predicate(rule.when, be)
         if stage is not None:
             stage[2][f"_r{i}"] = value
             value = be.col(f"_r{i}")
-        values[i] = value
-        cands.append(Candidate(rule.id, rule.status, value))
-        cands.append(Candidate(rule.id, "caution", be.is_null(value)))
+        fired[i] = conds.add(value)
+        cands.append(Candidate(rule.id, rule.status, fired[i]))
+        cands.append(Candidate(rule.id, "caution", conds.add(be.is_null(value))))
     for measure, cond in renal_plan.surrogate.items():
-        cands.append(Candidate(f"renal.surrogate.{measure}", "caution", cond))
+        cands.append(Candidate(f"renal.surrogate.{measure}", "caution", conds.add(cond)))
 
     # screening still missing before start
-    missing_items: list[tuple[str, Any]] = []
+    missing_items: list[tuple[str, int]] = []
     if label is not None:
         for item in label.screening:
             name = f"screening.{item.test}"  # a label test that is not a patient screening key is never recorded
             result = be.col(name) if f.kind_of(name) == "screening" else be.unknown().cast(be.string)
-            missing = be.is_null(result) | (result == be.lit("indeterminate"))
+            missing = conds.add(be.is_null(result) | (result == be.lit("indeterminate")))
             missing_items.append((item.test, missing))
             cands.append(Candidate(f"screening.{item.test}", "do-not-start" if item.blocking else "caution", missing))
             implying = sorted(cid for cid, term in kb.conditions.items() if term.implies_screening.get(item.test) == "positive")
             if implying:  # a negative screen contradicted by a recorded condition: the engine keeps the condition
                 contradicted = reduce(operator.or_, [be.has(be.col("conditions"), cid) for cid in implying])
-                cands.append(Candidate(f"screening.{item.test}.contradiction", "caution", (result == be.lit("negative")) & contradicted))
-            cands.append(Candidate(f"screening.{item.test}.positive", "caution", result == be.lit("positive")))
-    cands.append(Candidate("medication.unmapped", "caution", be.size(be.col("unmapped_medications")) > be.lit(0)))  # one finding
-    bases = _bases(label, indication, be)
+                cands.append(Candidate(f"screening.{item.test}.contradiction", "caution",
+                                       conds.add((result == be.lit("negative")) & contradicted)))
+            cands.append(Candidate(f"screening.{item.test}.positive", "caution", conds.add(result == be.lit("positive"))))
+    cands.append(Candidate("medication.unmapped", "caution", conds.add(be.size(be.col("unmapped_medications")) > be.lit(0))))
+    bases = [(conds.add(fits), d) for fits, d in _bases(label, indication, be)]
     if indication is not None:
-        no_base = reduce(operator.and_, [~be.coalesce(fits, be.lit(False)) for fits, _ in bases], be.lit(True))
-        cands.append(Candidate("dose.not-recorded", "caution", (approved_expr == be.lit(True)) & no_base))
-
+        no_base = reduce(operator.and_, [~conds.exprs[k] for k, _ in bases], be.lit(True))
+        cands.append(Candidate("dose.not-recorded", "caution", conds.add((approved_expr == be.lit(True)) & no_base)))
+    face = {i: conds.add(v) for i, v in renal_plan.face.items()}
+    unresolved, changed = conds.add(renal_plan.unresolved), conds.add(renal_plan.changed)
     cands.sort(key=lambda c: (s.STATUS_ORDER.index(c.severity), c.rule))
-    columns = {"product": be.lit(product.id), "route": be.lit(product.route), "approved": approved_expr,
-               **_dose(rules, values, renal_plan, bases, be)}
-    return Plan(columns, cands, missing_items)
+
+    def build(be: Any, holds: Sequence[Any]) -> dict[str, Any]:
+        order = s.STATUS_ORDER
+        items = [be.when([(holds[c.when], be.finding(c.rule))]) for c in cands]
+        severities = [be.when([(holds[c.when], be.lit(order.index(c.severity)))]) for c in cands]
+        worst = be.least(severities) if severities else be.lit(None)
+        return {
+            "product": be.lit(product.id), "route": be.lit(product.route),
+            "status": be.when([(worst == be.lit(i), be.lit(name)) for i, name in enumerate(order)], be.lit("ok")),
+            "approved": be.when([(holds[approved_true], be.lit(True)), (holds[approved_false], be.lit(False))], be.lit(None)),
+            "findings": be.collect(items),
+            "screening_missing": be.collect([be.when([(holds[k], be.lit(t))]) for t, k in missing_items]),
+            **_dose(rules, {i: holds[k] for i, k in fired.items()}, {i: holds[k] for i, k in face.items()}, holds[unresolved],
+                    holds[changed], [(holds[k], d) for k, d in bases], be),
+        }
+
+    return Plan(product.id, product.route, conds.exprs, build, cands, missing_items)
 
 
 def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
@@ -368,11 +401,7 @@ def assessment(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: 
     """Column expressions of ``engine.assess`` (see :func:`plan`): product, route, status, approved, findings,
     screening_missing and the dose columns."""
     p = plan(kb, drug, regulator, indication, be, stage)
-    v = p.verdict(be)
-    c = p.columns
-    return {"product": c["product"], "route": c["route"], "status": v["status"], "approved": c["approved"],
-            "findings": v["findings"], "screening_missing": v["screening_missing"],
-            **{k: e for k, e in c.items() if k.startswith("dose_")}}
+    return p.build(be, p.conditions)
 
 
 # ---- renal rules, as safety/renal.py reads them -------------------------------------------------
@@ -471,7 +500,7 @@ DOSE_KEYS = ("mg", "every_h", "adjusted", "rule")
 
 def _choice(base: s.Dose | None, fired: list[tuple[s.Rule, Any]], be: Any) -> tuple[list[tuple[Any, tuple]], tuple]:
     """``engine._dose_for`` as when-cases: (condition, (mg, every_h, adjusted, rule id)) in the order the engine
-    decides (a renal 'not recommended', a renal adjustment in words, the lowest structured dose below the standard
+    decides (a renal 'not recommended', a renal adjustment in words, the lowest structured dose at most the standard
     one, first in ``fired`` order on a tie), and the fallback (the standard dose, or None)."""
     from jakinib.safety.engine import NOT_RECOMMENDED
 
@@ -486,10 +515,10 @@ def _choice(base: s.Dose | None, fired: list[tuple[s.Rule, Any]], be: Any) -> tu
     actions = [(k, r, v) for k, (r, v) in enumerate(fired) if r.dose is not None]
     for _, r, v in sorted(actions, key=lambda a: (a[1].dose.mg * 24 / a[1].dose.every_h, a[0])):  # type: ignore[union-attr]
         assert r.dose is not None
-        if base_day is None or r.dose.mg * 24 / r.dose.every_h < base_day:
+        if base_day is None or r.dose.mg * 24 / r.dose.every_h <= base_day:  # a rule dose equal to the usual one is a ceiling
             cases.append((v, (float(r.dose.mg), float(r.dose.every_h), True, r.id)))
     fallback = (None, None, None, None) if base is None else (base.mg, base.every_h, False, None)
-    return [(be.coalesce(v, be.lit(False)), out) for v, out in cases], fallback
+    return cases, fallback
 
 
 def _pick(bases: list[tuple[Any, s.Dose]], fired: list[tuple[s.Rule, Any]], be: Any) -> dict[str, Any]:
@@ -501,7 +530,7 @@ def _pick(bases: list[tuple[Any, s.Dose]], fired: list[tuple[s.Rule, Any]], be: 
             return be.when([(c, _lit(o[k], be)) for c, o in cases], _lit(fallback[k], be))
         exprs = [(fits, col(*choice)) for fits, choice in options]
         last = exprs.pop()[1]
-        out[key] = be.when([(be.coalesce(fits, be.lit(False)), e) for fits, e in exprs], last) if exprs else last
+        out[key] = be.when(exprs, last) if exprs else last
     return out
 
 
@@ -511,24 +540,24 @@ def _lit(value: Any, be: Any) -> Any:
     return be.lit(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value)
 
 
-def _dose(rules: list[tuple[int, s.Rule]], values: dict[int, Any], plan: RenalPlan, bases: list[tuple[Any, s.Dose]],
-          be: Any) -> dict[str, Any]:
-    """``engine._dose``: the dose for the fired rules; withheld while a renal input is missing (unless another rule
-    already lowered it); beside it the face-value candidate when a near cut-off changed a renal answer."""
-    fired = [(r, values[i]) for i, r in rules]
-    chosen = _pick(bases, fired, be)
+def _dose(rules: list[tuple[int, s.Rule]], fired: dict[int, Any], face: dict[int, Any], unresolved: Any, changed: Any,
+          bases: list[tuple[Any, s.Dose]], be: Any) -> dict[str, Any]:
+    """``engine._dose`` from conditions (rule i fired, fired at face value, a renal input missing, a near cut-off
+    changed a renal answer, base dose b fits): the dose for the fired rules; withheld while a renal input is missing
+    (unless another rule already lowered it); beside it the face-value candidate when a near cut-off changed a renal
+    answer."""
+    by_id = dict(rules)
+    chosen = _pick(bases, [(r, fired[i]) for i, r in rules], be)
     # engine: non-renal fired rules first, then the renal ones at face value (group order, then rule order)
-    renal_order = sorted((i for i, r in rules if r.renal is not None), key=lambda i: list(plan.face).index(i))
-    face = _pick(bases, [(r, values[i]) for i, r in rules if r.renal is None] + [(dict(rules)[i], plan.face[i]) for i in renal_order], be)
-    adjusted = be.coalesce(chosen["adjusted"], be.lit(False))
-    withheld = plan.unresolved & ~adjusted
-    candidates = plan.changed & ~plan.unresolved & ~be.is_null(chosen["adjusted"])
+    at_face = _pick(bases, [(r, fired[i]) for i, r in rules if r.renal is None] + [(by_id[i], face[i]) for i in face], be)
+    withheld = unresolved & ~be.coalesce(chosen["adjusted"], be.lit(False))
+    candidates = changed & ~unresolved & ~be.is_null(chosen["adjusted"])
     return {
         "dose_mg": be.when([(withheld, be.null_number())], chosen["mg"]),
         "dose_every_h": be.when([(withheld, be.null_number())], chosen["every_h"]),
         "dose_adjusted": be.when([(withheld, be.lit(False))], chosen["adjusted"]),
         "dose_rule": be.when([(withheld, be.lit(None).cast(be.string))], chosen["rule"]),
         "dose_withheld": withheld,
-        "dose_face_mg": be.when([(candidates, face["mg"])], be.null_number()),
-        "dose_face_every_h": be.when([(candidates, face["every_h"])], be.null_number()),
+        "dose_face_mg": be.when([(candidates, at_face["mg"])], be.null_number()),
+        "dose_face_every_h": be.when([(candidates, at_face["every_h"])], be.null_number()),
     }

@@ -27,7 +27,7 @@ from jakinib.safety import units
 
 REQUIRED = ("id", "age", "sex", "conditions", "medications")
 LAB_COLUMN = re.compile(r"^labs\.([a-z0-9]+)(?:\s*\[(.+)\])?$")
-LISTS = ("conditions", "history", "medications", "vaccines_planned")
+LISTS = ("conditions", "history", "allergies", "medications", "vaccines_planned")
 TRUE, FALSE = {"true", "yes", "1", "t", "y"}, {"false", "no", "0", "f", "n"}
 
 
@@ -66,9 +66,14 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
     out: dict[str, Any] = {"id": pl.col("id").cast(pl.String)}
     checker.require(pl.col("id").is_null() | (pl.col("id").cast(pl.String) == ""), "id is empty")
 
+    numeric = {c for c, t in df.schema.items() if t.is_numeric()}  # Parquet numbers are read as they are, not as text
+
+    def number(name: str) -> Any:
+        return pl.col(name).cast(pl.Float64) if name in numeric else checker.number(name, text[name])
+
     for name in ("age", "weight_kg", "height_cm", "jak_dose_mg", "jak_every_h"):
         if name in df.columns:
-            out[name] = checker.number(name, text[name])
+            out[name] = number(name)
     if "age" in out:
         checker.require(~out["age"].is_between(0, 130), "age is implausible (0-130 years)")
     if "weight_kg" in out:
@@ -76,7 +81,9 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
     if "height_cm" in out:
         checker.require(~out["height_cm"].is_between(20, 280), "height_cm is implausible (20-280 cm)")
     for name in f.BOOLEAN:
-        if name in df.columns:
+        if name in df.columns and df.schema[name] == pl.Boolean:
+            out[name] = pl.col(name)
+        elif name in df.columns:
             low = text[name].str.to_lowercase()
             checker.require(low.is_not_null() & ~low.is_in([*TRUE, *FALSE, ""]), f"{name}: expected true or false")
             out[name] = pl.when(low.is_in(list(TRUE))).then(True).when(low.is_in(list(FALSE))).then(False)
@@ -89,13 +96,20 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
             checker.require(low.is_not_null() & ~low.is_in(list(allowed)), f"{name}: not one of {', '.join(allowed)}")
             out[name] = pl.when(low != "not-done").then(low) if name.startswith("screening.") else low
     for name, kind_ in flatten.columns().items():
-        if kind_ == "date" and name in df.columns:
+        if kind_ == "date" and name in df.columns and df.schema[name] in (pl.Date, pl.Datetime):
+            out[name] = pl.col(name).cast(pl.Date)
+        elif kind_ == "date" and name in df.columns:
             raw = _blank_null(text[name])
             value = raw.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
             checker.require(raw.is_not_null() & value.is_null(), f"{name}: not an ISO date (YYYY-MM-DD)")
             out[name] = value
     for name, (lab, unit) in labs.items():
-        out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb)
+        out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb, pl.col(name).cast(pl.Float64) if name in numeric else None)
+    # the typed values once, as columns (with the row checks so far, in the same pass); what follows reads them
+    df = df.with_columns(**{f"__{k}": v for k, v in out.items()})
+    checker.df = df
+    checker.flush()
+    out = {k: pl.col(f"__{k}") for k in out}
     if today is not None:  # as the FHIR reader: a lab whose last record is older than its max_age_days is stale
         for lab in list(labs.values()):
             lab_id, last = lab[0], f"records.{lab[0]}.last"
@@ -123,6 +137,7 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
 
     lists = {name: _split(df, name) for name in LISTS if name in df.columns}
     df2 = df.with_columns(**{f"_{k}": v for k, v in lists.items()})
+    checker.df = df2  # the split lists are checked too
     resolved = _resolve(df2, kb, checker, where)
     for name in ("indication", "regulator", "jak"):
         if name in df.columns:
@@ -166,6 +181,15 @@ def _resolve(df: Any, kb: KnowledgeBase, checker: _Rows, where: Any) -> dict[str
                 checker.bad_value(f"_{key}", value, f"{key}: {exc}")
         out[key] = (pl.col(f"_{key}").list.eval(pl.element().replace_strict(ids, default=None, return_dtype=pl.String))
                     .list.drop_nulls().list.unique(maintain_order=True))
+    if "_allergies" in df.columns:  # JAK inhibitors the patient is allergic to, by name, brand or synonym (as parse_patient)
+        drugs: dict[str, str] = {}
+        for value in df["_allergies"].explode().drop_nulls().unique().to_list():
+            try:
+                drugs[value] = kb.drug(value).name
+            except JakinibError as exc:
+                checker.bad_value("_allergies", value, f"allergies: {exc}")
+        out["allergies"] = (pl.col("_allergies").list.eval(pl.element().replace_strict(drugs, default=None, return_dtype=pl.String))
+                            .list.drop_nulls().list.unique(maintain_order=True))
     if "_medications" in df.columns:
         names: dict[str, str] = {}
         classes: dict[str, str] = {}
@@ -186,30 +210,52 @@ def _resolve(df: Any, kb: KnowledgeBase, checker: _Rows, where: Any) -> dict[str
     return out
 
 
+class _PolarsOps:
+    """``renal.py``'s equation operations on Polars columns."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        import polars as pl
+
+        return pl.when(cond).then(a).otherwise(b)
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        import polars as pl
+
+        return pl.min_horizontal(a, b)
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        import polars as pl
+
+        return pl.max_horizontal(a, b)
+
+
 def _derive_renal(table: Any) -> Any:
-    """CrCl and eGFR derived from creatinine where missing, by ``safety/renal.py`` itself (rows with creatinine only)."""
+    """CrCl and eGFR derived from creatinine where missing, as ``renal.derive_labs`` does (its own equations, on
+    columns): never over a measured value, never below 18 years, Cockcroft-Gault needing weight, CKD-EPI 2021 with
+    cystatin C when it is known."""
     import polars as pl
 
     from jakinib.safety import renal
 
     if "labs.creatinine" not in table.columns:
         return table
-    labs = [c for c in table.columns if c.startswith("labs.") and c[5:] in f.LAB_UNITS]
-    cols = [c for c in ("age", "sex", "weight_kg", "height_cm") if c in table.columns]
-    rows = table.filter(pl.col("labs.creatinine").is_not_null()).select("_row", *cols, *labs).to_dicts()
-    if not rows:
-        return table
-    derived = []
-    for r in rows:
-        have = {c[5:]: r[c] for c in labs if r[c] is not None}
-        out, _ = renal.derive_labs(r.get("age"), r.get("sex"), r.get("weight_kg"), r.get("height_cm"), have)
-        derived.append({"_row": r["_row"], "_crcl": out.get("crcl"), "_egfr": out.get("egfr")})
-    extra = pl.DataFrame(derived, schema={"_row": table.schema["_row"], "_crcl": pl.Float64, "_egfr": pl.Float64})
-    table = table.join(extra, on="_row", how="left")
-    return table.with_columns(
-        (pl.col("labs.crcl").fill_null(pl.col("_crcl")) if "labs.crcl" in table.columns else pl.col("_crcl")).alias("labs.crcl"),
-        (pl.col("labs.egfr").fill_null(pl.col("_egfr")) if "labs.egfr" in table.columns else pl.col("_egfr")).alias("labs.egfr"),
-    ).drop("_crcl", "_egfr").sort("_row")
+    ops = _PolarsOps()
+
+    def col(name: str) -> Any:
+        return pl.col(name) if name in table.columns else pl.lit(None, dtype=pl.Float64 if name != "sex" else pl.String)
+
+    age, sex, weight, scr, cys = col("age"), col("sex"), col("weight_kg"), col("labs.creatinine"), col("labs.cystatin-c")
+    female = sex == "female"
+    adult = ~(age.is_not_null() & (age < renal.ADULT_AGE))
+    usable = scr.is_not_null() & (scr != 0) & adult & age.is_not_null() & sex.is_not_null()
+    crcl = pl.when(usable & weight.is_not_null()).then(renal.cockcroft_gault_terms(age, weight, female, scr, ops))
+    egfr = pl.when(usable).then(pl.when(cys.is_not_null() & (cys != 0))
+                                .then(renal.ckd_epi_2021_cystatin_terms(age, female, scr, cys, ops))
+                                .otherwise(renal.ckd_epi_2021_terms(age, female, scr, ops)))
+    return table.with_columns(col("labs.crcl").fill_null(crcl).alias("labs.crcl"), col("labs.egfr").fill_null(egfr).alias("labs.egfr"))
 
 
 class _Rows:
@@ -219,10 +265,22 @@ class _Rows:
         self.df, self.where, self.problems = df, where, problems
         self.bad: set[int] = set()
         self.found: list[tuple[int, str]] = []
+        self.pending: list[tuple[Any, str]] = []
 
     def require(self, bad: Any, message: str) -> None:
-        rows = self.df.select("_row", bad.alias("_bad")).filter("_bad")["_row"].to_list()
-        self._mark(rows, message)
+        """Mark the rows where ``bad`` holds (checked with the others in one pass, in the order they were asked)."""
+        self.pending.append((bad, message))
+
+    def flush(self) -> None:
+        import polars as pl
+
+        if not self.pending:
+            return
+        flags = self.df.select(pl.col("_row"), *[b.fill_null(False).alias(f"_b{k}") for k, (b, _) in enumerate(self.pending)])
+        flags = flags.filter(pl.any_horizontal(pl.exclude("_row")))
+        for k, (_, message) in enumerate(self.pending):
+            self._mark(flags.filter(pl.col(f"_b{k}"))["_row"].to_list(), message)
+        self.pending = []
 
     def _mark(self, rows: list[int], message: str) -> None:
         for r in rows:
@@ -232,16 +290,17 @@ class _Rows:
 
     def finish(self) -> None:
         """Report the bad rows in line order: the first stops the run, or all are counted (skip)."""
+        self.flush()
         for r, message in sorted(self.found):
             self.problems.add(self.where(r), message)
 
     def bad_value(self, list_column: str, value: str, message: str) -> None:
         import polars as pl
 
-        rows = self.df.filter(pl.col(list_column).list.contains(value))["_row"].to_list()
-        self._mark(rows, message)
+        self.require(pl.col(list_column).list.contains(value), message)
 
     def bad_rows(self) -> list[int]:
+        self.flush()
         return sorted(self.bad)
 
     def number(self, name: str, text: Any) -> Any:
@@ -252,9 +311,9 @@ class _Rows:
         self.require(raw.is_not_null() & value.is_null(), f"{name}: expected a number")
         return value
 
-    def lab(self, name: str, text: Any, lab: str, unit: str | None, kb: KnowledgeBase) -> Any:
+    def lab(self, name: str, text: Any, lab: str, unit: str | None, kb: KnowledgeBase, native: Any = None) -> Any:
         canonical = f.LAB_UNITS[lab]
-        value = self.number(name, text)
+        value = native if native is not None else self.number(name, text)
         if unit:
             try:
                 factor = units.convert(1.0, unit, canonical, f.MOLAR_MASS_G_MOL.get(lab))

@@ -131,8 +131,9 @@ def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, r
             items.append(Gap(f"monitoring.{m.test}.overdue", f"monitoring.{m.test}", src, due.is_not_null(), due, overdue))
     current_day = pl.col("jak_dose_mg") * 24 / pl.col("jak_every_h").fill_null(24.0)
     label_day = pl.col("dose_mg") * 24 / pl.col("dose_every_h")
-    dose_sources = pl.col("dose_rule").replace_strict(rule_sources, default=None, return_dtype=pl.List(pl.String)).list.join(";")
-    items.append(Gap("dose.above-label", pl.col("dose_rule").fill_null("dose.standard"),
+    rule = pl.col("dose_rule").cast(pl.String)
+    dose_sources = rule.replace_strict(rule_sources, default=None, return_dtype=pl.List(pl.String)).list.join(";")
+    items.append(Gap("dose.above-label", rule.fill_null("dose.standard"),
                      dose_sources.fill_null(";".join(_dose_sources(label))), current_day > label_day + 1e-9))
     for status in VERDICT_GAPS:
         items.append(Gap(f"verdict.{status}", "check", "seed", pl.col("status") == status))
@@ -140,16 +141,20 @@ def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, r
 
 
 def _long(pl: Any, part: Any, items: list[Gap]) -> Any:
-    """One row per (row, gap that applies), in item order: ``_key``, ``_k`` and the gap's fields."""
+    """One row per (row, gap that applies), in item order: ``_key``, ``_k`` and the gap's fields. Every item's
+    condition and fields are computed in one pass over the rows, then each item's rows are taken."""
     def lit(v: Any) -> Any:
         return pl.lit(v) if isinstance(v, str) else v
 
-    frames = [part.filter(g.when).select(
-        pl.col("_key"), pl.lit(k, dtype=pl.UInt16).alias("_k"), lit(g.gap).cast(pl.String).alias("gap"),
-        lit(g.rule).cast(pl.String).alias("rule"), lit(g.sources).cast(pl.String).alias("sources"),
-        (g.due if g.due is not None else pl.lit(None)).cast(pl.Date).alias("due"),
-        (g.overdue if g.overdue is not None else pl.lit(None)).cast(pl.Int64).alias("overdue_days"))
-        for k, g in enumerate(items)]
+    wide = part.select(pl.col("_key"), *[e for k, g in enumerate(items) for e in (
+        g.when.fill_null(False).alias(f"_c{k}"), lit(g.gap).cast(pl.String).alias(f"_g{k}"),
+        lit(g.rule).cast(pl.String).alias(f"_r{k}"), lit(g.sources).cast(pl.String).alias(f"_s{k}"),
+        (g.due if g.due is not None else pl.lit(None)).cast(pl.Date).alias(f"_d{k}"),
+        (g.overdue if g.overdue is not None else pl.lit(None)).cast(pl.Int64).alias(f"_o{k}"))]).collect()
+    frames = [wide.lazy().filter(pl.col(f"_c{k}")).select(
+        pl.col("_key"), pl.lit(k, dtype=pl.UInt16).alias("_k"), pl.col(f"_g{k}").alias("gap"), pl.col(f"_r{k}").alias("rule"),
+        pl.col(f"_s{k}").alias("sources"), pl.col(f"_d{k}").alias("due"), pl.col(f"_o{k}").alias("overdue_days"))
+        for k in range(len(items))]
     return pl.concat(frames)
 
 
@@ -169,23 +174,23 @@ def add_gaps(kb: KnowledgeBase, rows: Any, table: Any, today: dt.date) -> Any:
     rule_sources = {r.id: list(r.sources) for r in kb.rules}
     current = rows.filter(pl.col("current"))
     current = pl.concat([current, table.select(pl.col(list(INPUTS)).gather(current["_i"]))], how="horizontal")
-    lazy = current.lazy()
-    long = [_long(pl, lazy.filter((pl.col("product") == product) & (pl.col("regulator") == regulator)),
+    long = [_long(pl, current.lazy().filter((pl.col("product") == product) & (pl.col("regulator") == regulator)),
                   gap_items(kb, product, regulator, today, rule_sources))
             for product, regulator in current.select("product", "regulator").unique().rows()]
-    details = (pl.concat(long).sort(["_key", "_k"]).group_by("_key", maintain_order=True)
+    details = (pl.concat(long).collect().sort(["_key", "_k"]).group_by("_key", maintain_order=True)
                .agg(pl.struct("gap", "rule", "sources", "due", "overdue_days").alias("gap_details")) if long else
-               pl.LazyFrame(schema={"_key": pl.UInt64, "gap_details": pl.List(struct)}))
-    parts = [lazy.join(details, on="_key", how="left").with_columns(pl.col("gap_details").fill_null(pl.lit([], dtype=pl.List(struct))))]
+               pl.DataFrame(schema={"_key": pl.UInt64, "gap_details": pl.List(struct)}))
+    current = current.join(details, on="_key", how="left").with_columns(
+        pl.col("gap_details").fill_null(pl.lit([], dtype=pl.List(struct))))
     extra = {"gaps": pl.List(pl.String), "gap_details": pl.List(struct), "max_overdue_days": pl.Int64,
              "current_dose_mg": pl.Float64, "current_every_h": pl.Float64, "start": pl.Date}
-    done = [p.with_columns(
+    current = current.with_columns(
         pl.col("gap_details").list.eval(pl.element().struct.field("gap")).alias("gaps"),
         pl.col("gap_details").list.eval(pl.element().struct.field("overdue_days")).list.max().alias("max_overdue_days"),
         pl.col("jak_dose_mg").alias("current_dose_mg"), pl.col("jak_every_h").alias("current_every_h"),
-        pl.col("jak_start").alias("start")).drop(list(INPUTS)) for p in parts]
+        pl.col("jak_start").alias("start"))
     others = rows.filter(~pl.col("current")).with_columns(
         [pl.lit([], dtype=t).alias(k) if isinstance(t, pl.List) else pl.lit(None, dtype=t).alias(k) for k, t in extra.items()])
     columns = [*rows.columns, *extra]
-    out = pl.concat([others.select(columns), *[f.select(columns) for f in pl.collect_all(done)]], how="vertical_relaxed")
+    out = pl.concat([others.select(columns), current.select(columns).cast(dict(others.select(columns).schema))])
     return out.sort("_key").drop(list(ORDER))

@@ -235,8 +235,35 @@ def _patient_of(r: dict[str, Any]) -> str | None:
     return None
 
 
+REFERENCE = re.compile(rb'"(?:subject|patient)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"\\]*)"')
+PATIENT_ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
+
+
+def _quick_patient(raw: bytes, kind: str) -> str | None:
+    """The patient a line belongs to, read without parsing the JSON, when that is unambiguous: one ``"id"`` in a
+    Patient line, one subject/patient key and nothing contained otherwise. None: parse the line (``_patient_of``).
+    The line is parsed in pass 2 anyway, which checks its JSON, its type and that it was routed to its patient."""
+    if kind == "Patient":
+        if raw.count(b'"id"') != 1 or raw.count(b'"resourceType"') != 1:
+            return None
+        m = PATIENT_ID.search(raw)
+    else:
+        if raw.count(b'"subject"') + raw.count(b'"patient"') != 1 or b'"contained"' in raw or raw.count(b'"resourceType"') != 1:
+            return None
+        m = REFERENCE.search(raw)
+    if m is None:
+        return None
+    text = m.group(1).decode()
+    return text.rsplit("Patient/", 1)[1] if "Patient/" in text else text
+
+
+def _bucket(pid: str, buckets: int) -> int:
+    return zlib.crc32(pid.encode()) % buckets
+
+
 def _route_task(task: tuple[str, str, str, int, str]) -> tuple[list[tuple[str, str]], int]:
-    """Pass 1 for one file: check each line and append it to its patient's bucket (``file<TAB>line<TAB>json``)."""
+    """Pass 1 for one file: append each line to its patient's bucket (``file<TAB>line<TAB>json``), reading only the
+    patient reference where that is unambiguous (``_quick_patient``), else parsing and checking the line."""
     kind, name, outdir, buckets, tag = task
     bad: list[tuple[str, str]] = []
     handles: dict[int, Any] = {}
@@ -247,22 +274,23 @@ def _route_task(task: tuple[str, str, str, int, str]) -> tuple[list[tuple[str, s
                 if not raw.strip():
                     continue
                 n += 1
-                where = f"{name}:{i}"
-                try:
-                    r = _loads(raw)
-                except ValueError as exc:
-                    bad.append((where, _malformed(raw, exc)))
-                    continue
-                rtype = r.get("resourceType") if isinstance(r, dict) else None
-                if rtype != kind:
-                    bad.append((where, f"resource type {rtype!r} in a {kind} file (a Bulk export file holds one type)"
-                                if rtype in READ_TYPES else f"unknown resource type {rtype!r}"))
-                    continue
-                pid = _patient_of(r)
+                pid = _quick_patient(raw, kind)
                 if pid is None:
-                    bad.append((where, f"{kind} without {'an id' if kind == 'Patient' else 'a subject/patient reference'}"))
-                    continue
-                b = zlib.crc32(pid.encode()) % buckets
+                    where = f"{name}:{i}"
+                    try:
+                        r = _loads(raw)
+                    except ValueError as exc:
+                        bad.append((where, _malformed(raw, exc)))
+                        continue
+                    problem = _type_problem(r, kind)
+                    if problem:
+                        bad.append((where, problem))
+                        continue
+                    pid = _patient_of(r)
+                    if pid is None:
+                        bad.append((where, f"{kind} without {'an id' if kind == 'Patient' else 'a subject/patient reference'}"))
+                        continue
+                b = _bucket(pid, buckets)
                 if b not in handles:
                     handles[b] = open(Path(outdir) / f"{b}.{tag}", "ab")  # noqa: SIM115 (closed in finally)
                 handles[b].write(f"{name}\t{i}\t".encode() + raw.rstrip(b"\r\n") + b"\n")
@@ -272,22 +300,49 @@ def _route_task(task: tuple[str, str, str, int, str]) -> tuple[list[tuple[str, s
     return bad, n
 
 
-def _group_task(paths: list[str]) -> tuple[Any, list[tuple[str, str]], int]:
-    """Pass 2 for one bucket: group lines by patient and read each patient with the shared FHIR reader."""
+def _type_problem(r: Any, kind: str) -> str | None:
+    rtype = r.get("resourceType") if isinstance(r, dict) else None
+    if rtype == kind:
+        return None
+    return (f"resource type {rtype!r} in a {kind} file (a Bulk export file holds one type)" if rtype in READ_TYPES
+            else f"unknown resource type {rtype!r}")
+
+
+def _group_task(task: tuple[list[str], int, int]) -> tuple[Any, list[tuple[str, str]], int]:
+    """Pass 2 for one bucket: parse and check each line, group lines by patient and read each patient with the
+    shared FHIR reader."""
+    paths, bucket, buckets = task
     groups: dict[str, list[dict[str, Any]]] = {}
     first: dict[str, str] = {}
     has_patient: set[str] = set()
+    bad: list[tuple[str, str]] = []
+    kinds: dict[bytes, str] = {}
     for p in paths:
         with open(p, "rb") as fh:
             for raw in fh:
                 name, line, body = raw.split(b"\t", 2)
-                r = _loads(body)
-                pid = _patient_of(r) or ""
+                where = f"{name.decode()}:{int(line)}"
+                try:
+                    r = _loads(body)
+                except ValueError as exc:
+                    bad.append((where, _malformed(body.rstrip(b"\n"), exc)))
+                    continue
+                if name not in kinds:
+                    m = TYPE_OF_FILE.match(Path(name.decode()).name)
+                    kinds[name] = m.group(1) if m else ""
+                problem = _type_problem(r, kinds[name])
+                pid = _patient_of(r)
+                if problem is None and (pid is None or _bucket(pid, buckets) != bucket):
+                    problem = f"{kinds[name]}: its patient reference could not be read"
+                if problem:
+                    bad.append((where, problem))
+                    continue
+                assert pid is not None
                 groups.setdefault(pid, []).append(r)
                 first.setdefault(pid, f"{name.decode()}:{int(line)}")
                 if r["resourceType"] == "Patient":
                     has_patient.add(pid)
-    rows, bad = [], []
+    rows = []
     for pid, items in groups.items():
         if pid not in has_patient:
             bad.append((first[pid], f"references Patient/{pid}, which is not in the export"))
@@ -320,4 +375,5 @@ def _bulk(folder: Path, today: dt.date, problems: Problems, progress: Progress |
         by_bucket: dict[str, list[str]] = {}
         for entry in sorted(os.listdir(tmp), key=lambda e: (int(e.split(".")[0]), int(e.split(".")[1]))):
             by_bucket.setdefault(entry.split(".")[0], []).append(str(Path(tmp) / entry))
-        return _run(_group_task, iter(by_bucket.values()), today, problems, progress, workers)
+        tasks2 = ((paths, int(b), buckets) for b, paths in by_bucket.items())
+        return _run(_group_task, tasks2, today, problems, progress, workers)

@@ -30,7 +30,8 @@ class Screen:
         import polars as pl
 
         name = out.name.lower()
-        rows = self.rows.with_columns(pl.col("findings").cast(pl.List(pl.String)))
+        rows = self.rows.with_columns(pl.col(c).cast(pl.List(pl.String)) for c, t in self.rows.schema.items()
+                                      if isinstance(t, pl.List) and isinstance(t.inner, pl.Enum))
         if name.endswith(".parquet"):
             rows.write_parquet(out)
         elif name.endswith(".csv"):

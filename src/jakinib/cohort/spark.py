@@ -67,9 +67,9 @@ def unsorted(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Se
             parts.append(staged.select(be.col("_i").alias("_i"), be.col("id").alias("id"), be.col("regulator").alias("regulator"),
                                        F.lit(name).alias("drug"), *[e.alias(k) for k, e in exprs.items()],
                                        F.coalesce(be.col("jak") == F.lit(name), F.lit(False)).alias("current")))
-    schema = {"_i": pl.UInt32, **empty(polars_be).schema}  # the Polars engine's types (an all-null column too)
+    schema = {"_i": pl.UInt32, **empty(kb, polars_be).schema}  # the Polars engine's types (an all-null column too)
     if not parts:
-        return pl.DataFrame(schema={"_key": pl.UInt64, **schema}).select(*ORDER, *empty(polars_be).columns)
+        return pl.DataFrame(schema={"_key": pl.UInt64, **schema}).select(*ORDER, *empty(kb, polars_be).columns)
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
@@ -78,7 +78,7 @@ def unsorted(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Se
     key = (pl.col("_i").cast(pl.UInt64) * (len(regs) * len(names))
            + pl.col("regulator").replace_strict({r: i for i, r in enumerate(regs)}, return_dtype=pl.UInt64) * len(names)
            + pl.col("drug").replace_strict({d: i for i, d in enumerate(names)}, return_dtype=pl.UInt64))
-    return rows.with_columns(key.alias("_key")).select(*ORDER, *empty(polars_be).columns)
+    return rows.with_columns(key.alias("_key")).select(*ORDER, *empty(kb, polars_be).columns)
 
 
 def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,

@@ -65,13 +65,19 @@ def _codings(concept: Any) -> list[tuple[str, str, str]]:
     coding = concept.get("coding")
     if coding is not None and not isinstance(coding, list):  # a clear 4xx / exit 2 naming the element (issue 9)
         raise FhirError(f"CodeableConcept.coding: expected a list of Codings, got {type(coding).__name__}")
-    for c in coding or []:
-        if isinstance(c, dict) and isinstance(c.get("code"), (str, int)) and not isinstance(c.get("code"), bool):
-            display = c.get("display") if isinstance(c.get("display"), str) else None
-            out.append((terminology.system_slug(c.get("system") if isinstance(c.get("system"), str) else None),
-                        str(c["code"]), display or str(c["code"])))
-    if isinstance(concept.get("text"), str) and concept["text"].strip():
-        out.append(("text", concept["text"], concept["text"]))
+    for c in coding or ():
+        if not isinstance(c, dict):
+            continue
+        code = c.get("code")
+        if isinstance(code, str) or (isinstance(code, int) and not isinstance(code, bool)):
+            code = str(code)
+            display = c.get("display")
+            system = c.get("system")
+            out.append((terminology.system_slug(system if isinstance(system, str) else None), code,
+                        display if isinstance(display, str) and display else code))
+    text = concept.get("text")
+    if isinstance(text, str) and text.strip():
+        out.append(("text", text, text))
     return out
 
 
@@ -113,14 +119,17 @@ def _age(birth: Any, today: dt.date) -> float:
     return float(years)
 
 
+YEAR, YEAR_MONTH = re.compile(r"\d{4}"), re.compile(r"\d{4}-\d{2}")
+
+
 def instant(value: Any) -> dt.datetime | None:
     """A FHIR date / dateTime / instant as an aware datetime (UTC when no offset; partial dates at their start)."""
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if re.fullmatch(r"\d{4}", text):
+    if len(text) == 4 and YEAR.fullmatch(text):
         text += "-01-01"
-    elif re.fullmatch(r"\d{4}-\d{2}", text):
+    elif len(text) == 7 and YEAR_MONTH.fullmatch(text):
         text += "-01"
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from jakinib.knowledge.base import KnowledgeBase
@@ -61,8 +62,10 @@ class MedicationMatch:
     strength_mg: float | None = None
 
 
+@cache
 def system_slug(system: str | None) -> str:
-    """'rxnorm', 'loinc', ... for a FHIR system URL (slugs pass through); 'other' when unknown."""
+    """'rxnorm', 'loinc', ... for a FHIR system URL (slugs pass through); 'other' when unknown (cached: a cohort
+    reads the same few systems millions of times)."""
     text = str(system or "").rstrip("/")
     if text in SYSTEMS:
         return SYSTEMS[text]
