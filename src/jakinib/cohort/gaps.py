@@ -172,7 +172,9 @@ def add_gaps(kb: KnowledgeBase, rows: Any, table: Any, today: dt.date) -> Any:
 
     struct = pl.Struct({"gap": pl.String, "rule": pl.String, "sources": pl.String, "due": pl.Date, "overdue_days": pl.Int64})
     rule_sources = {r.id: list(r.sources) for r in kb.rules}
-    current = rows.filter(pl.col("current"))
+    rows = rows.sort("_key")  # the output order; gaps are then placed by position, not by a second sort
+    mask = rows["current"]
+    current = rows.filter(mask)
     current = pl.concat([current, table.select(pl.col(list(INPUTS)).gather(current["_i"]))], how="horizontal")
     long = [_long(pl, current.lazy().filter((pl.col("product") == product) & (pl.col("regulator") == regulator)),
                   gap_items(kb, product, regulator, today, rule_sources))
@@ -180,17 +182,16 @@ def add_gaps(kb: KnowledgeBase, rows: Any, table: Any, today: dt.date) -> Any:
     details = (pl.concat(long).collect().sort(["_key", "_k"]).group_by("_key", maintain_order=True)
                .agg(pl.struct("gap", "rule", "sources", "due", "overdue_days").alias("gap_details")) if long else
                pl.DataFrame(schema={"_key": pl.UInt64, "gap_details": pl.List(struct)}))
-    current = current.join(details, on="_key", how="left").with_columns(
+    current = current.join(details, on="_key", how="left", maintain_order="left").with_columns(
         pl.col("gap_details").fill_null(pl.lit([], dtype=pl.List(struct))))
-    extra = {"gaps": pl.List(pl.String), "gap_details": pl.List(struct), "max_overdue_days": pl.Int64,
-             "current_dose_mg": pl.Float64, "current_every_h": pl.Float64, "start": pl.Date}
-    current = current.with_columns(
-        pl.col("gap_details").list.eval(pl.element().struct.field("gap")).alias("gaps"),
+    current = current.select(
+        pl.col("gap_details").list.eval(pl.element().struct.field("gap")).alias("gaps"), pl.col("gap_details"),
         pl.col("gap_details").list.eval(pl.element().struct.field("overdue_days")).list.max().alias("max_overdue_days"),
         pl.col("jak_dose_mg").alias("current_dose_mg"), pl.col("jak_every_h").alias("current_every_h"),
         pl.col("jak_start").alias("start"))
-    others = rows.filter(~pl.col("current")).with_columns(
-        [pl.lit([], dtype=t).alias(k) if isinstance(t, pl.List) else pl.lit(None, dtype=t).alias(k) for k, t in extra.items()])
-    columns = [*rows.columns, *extra]
-    out = pl.concat([others.select(columns), current.select(columns).cast(dict(others.select(columns).schema))])
-    return out.sort("_key").drop(list(ORDER))
+    # row k of ``current`` is the k-th current row of ``rows``: gather it there, nothing elsewhere
+    at = pl.select(pl.when(mask).then(mask.cast(pl.UInt32).cum_sum() - 1)).to_series()
+    empty_gaps, empty_details = pl.lit([], dtype=pl.List(pl.String)), pl.lit([], dtype=pl.List(struct))
+    out = rows.with_columns(current[c].gather(at) for c in current.columns).with_columns(
+        pl.col("gaps").fill_null(empty_gaps), pl.col("gap_details").fill_null(empty_details))
+    return out.drop(list(ORDER))

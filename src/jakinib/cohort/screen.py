@@ -82,27 +82,34 @@ def summarise(rows: Any, patients: int, regulators: Sequence[str], drugs: Sequen
     from jakinib.knowledge.schema import STATUS_ORDER
 
     def counts(df: Any, by: str) -> dict[str, int]:
-        return {str(k): int(v) for k, v in df.group_by(by).len().sort(["len", by], descending=[True, False]).iter_rows()}
+        pairs = [(str(k), int(v)) for k, v in df.group_by(by).len().iter_rows()]
+        return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 
+    def nested(df: Any, by: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for key, status, n in sorted(((str(k), str(st), int(n)) for k, st, n in df.group_by(by, "status").len().iter_rows()),
+                                     key=lambda x: (x[0], -x[2], x[1])):
+            out.setdefault(key, {})[status] = n
+        return out
+
+    # the few columns the counts read (grouping the whole table would copy every column of every row)
+    thin = rows.select("drug", "regulator", "status", "current", (pl.col("current") & (pl.col("gaps").list.len() > 0)).alias("_gaps"))
     current = rows.filter(pl.col("current"))
     gap_rows = current.select("id", "drug", "regulator", pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap")
-    per_drug = {}
-    for (drug,), part in rows.group_by(["drug"], maintain_order=True):
-        per_drug[drug] = {"statuses": counts(part, "status"), "on_it": int(part["current"].sum()),
-                          "with_gaps": int(part.filter(pl.col("current") & (pl.col("gaps").list.len() > 0)).height)}
-    per_reg = {}
-    for (reg,), part in rows.group_by(["regulator"], maintain_order=True):
-        per_reg[reg] = {"statuses": counts(part, "status"), "current_with_gaps":
-                        int(part.filter(pl.col("current") & (pl.col("gaps").list.len() > 0)).height)}
+    by_drug = {str(d): (int(on), int(g)) for d, on, g in
+               thin.group_by("drug").agg(pl.col("current").sum(), pl.col("_gaps").sum()).iter_rows()}
+    per_drug = {d: {"statuses": st, "on_it": by_drug[d][0], "with_gaps": by_drug[d][1]} for d, st in nested(thin, "drug").items()}
+    by_reg = {str(r): int(g) for r, g in thin.group_by("regulator").agg(pl.col("_gaps").sum()).iter_rows()}
+    per_reg = {r: {"statuses": st, "current_with_gaps": by_reg[r]} for r, st in nested(thin, "regulator").items()}
     rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    risk = (current.with_columns(pl.col("status").replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
+    risk = (current.with_columns(pl.col("status").cast(pl.String).replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
                                  pl.col("gaps").list.len().alias("_gaps"))
             .sort(["_rank", "_gaps", "max_overdue_days", "id"], descending=[False, True, True, False], nulls_last=True)
             .head(MOST_AT_RISK))
     return {
         "today": today.isoformat(), "patients": patients, "rows": rows.height, "drugs": list(drugs),
         "regulators": list(regulators), "on_a_jak_inhibitor": int(current["id"].n_unique()) if current.height else 0,
-        "statuses": counts(rows, "status") if rows.height else {},
+        "statuses": counts(thin, "status") if rows.height else {},
         "gaps": counts(gap_rows.with_columns(pl.col("gap").str.split(":").list.first()), "gap") if gap_rows.height else {},
         "per_drug": {k: per_drug[k] for k in sorted(per_drug)},
         "per_regulator": {k: per_reg[k] for k in sorted(per_reg)},
