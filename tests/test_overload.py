@@ -48,7 +48,7 @@ def test_a_backlog_on_the_loop_is_refused_with_503_but_its_first_calls_are_serve
         assert await _status(guard) == 200  # starts the heartbeat
         await asyncio.sleep(0.03)  # it beats
         time.sleep(0.08)  # the loop is held well past max_lag: calls pile up behind it
-        return [await _status(guard) for _ in range(5)]
+        return [await _status(guard) for _ in range(Overload.QUEUED + 3)]
 
     statuses = _run(main())
     assert statuses[: Overload.QUEUED] == [200] * Overload.QUEUED
@@ -74,7 +74,7 @@ def test_the_backlog_clears_once_the_heartbeat_runs_again():
         await _status(guard)
         await asyncio.sleep(0.03)
         time.sleep(0.08)
-        late = [await _status(guard) for _ in range(4)]
+        late = [await _status(guard) for _ in range(Overload.QUEUED + 2)]
         await asyncio.sleep(0.03)  # the loop is free again
         return [*late, await _status(guard)]
 
