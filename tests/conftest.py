@@ -149,3 +149,16 @@ class JsonStub:
 
     def close(self) -> None:
         self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, for the page tests (test_browser.py, test_pages_layout.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()

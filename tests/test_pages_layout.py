@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from starlette.routing import Route
 
-from test_browser import ARGS, CHROMIUM
+from test_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (.ci/run installs Debian's chromium)")
 
@@ -61,16 +61,6 @@ def _sweep(kb) -> list[tuple[str, bool]]:
 def _shot_name(url: str) -> str:
     name = re.sub(r"[/?=&]+", "-", url.strip("/")) or "home"
     return re.sub(r"[^a-zA-Z0-9-]", "", name)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module", params=sorted(WIDTHS), ids=lambda w: f"{w}px")

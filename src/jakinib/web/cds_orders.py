@@ -140,14 +140,6 @@ def resolve_indication(kb: KnowledgeBase, codings: list[terminology.Coding], tex
     return None
 
 
-def _status_code(r: dict[str, Any], key: str) -> str | None:
-    concept = r.get(key)
-    if isinstance(concept, str):
-        return concept
-    codes = fhir._codings(concept) if isinstance(concept, dict) else []
-    return codes[0][1] if codes else None
-
-
 def _condition_label(r: dict[str, Any]) -> str:
     codings, text = _concept_codings(r.get("code"))
     return terminology.medication_label(codings, text)  # text, else the first display, else system|code
@@ -193,7 +185,7 @@ def _candidates_from_conditions(kb: KnowledgeBase, resources: list[dict[str, Any
     for r in resources:
         if r.get("resourceType") != "Condition":
             continue
-        clinical, verification = _status_code(r, "clinicalStatus"), _status_code(r, "verificationStatus")
+        clinical, verification = fhir._status(r, "clinicalStatus"), fhir._status(r, "verificationStatus")
         if (clinical is not None and clinical not in ACTIVE_CLINICAL) or verification in EXCLUDED_VERIFICATION:
             continue
         codings, text = _concept_codings(r.get("code"))
