@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 import jakinib
 from jakinib.errors import InputError, JakinibError
 from jakinib.jsonio import loads_strict
-from jakinib.knowledge import fields, views
+from jakinib.knowledge import fields, provenance, views
 from jakinib.knowledge.schema import KINASES, REGULATORS
 from jakinib.web import params, pathway_svg
 
@@ -34,6 +34,7 @@ REGION_NAMES = {"FDA": "United States (FDA)", "EMA": "European Union (EMA)", "TG
                 "NMPA": "China (NMPA)"}
 GRADE_TITLE = {"primary": "verification grade: read in the issuer's own document",
                "transcription": "verification grade: read in a verbatim copy", "secondary": "verification grade: read in a summary or news report"}
+CONFIRMED_TITLE = "confirmed: a second, independent copy read separately agrees (see References)"
 # The schema's drug classes (knowledge/schema.py DrugClass) as a reader says them.
 CLASS_NAME = {"pan-jak": "Pan-JAK inhibitor", "selective": "Selective JAK inhibitor",
               "allosteric-tyk2": "Allosteric TYK2 inhibitor", "jak3-tec-covalent": "Covalent JAK3/TEC-family kinase inhibitor"}
@@ -60,13 +61,31 @@ class Citations:
         if not nums:
             return Markup("")
         links = ",".join(f'<a href="#ref-{n}">{n}</a>' for n in sorted(set(nums)))
-        grade = jakinib.load().grade(sources)
+        kb = jakinib.load()
+        grade = kb.grade(sources)
+        agreed = (f'<span class="confirmed" title="{CONFIRMED_TITLE}">confirmed</span>'
+                  if provenance.confirmed(kb.sources, sources) else "")
         return Markup(f'<sup class="cite">[{links}]</sup><span class="grade grade-{grade}" '
-                      f'title="{GRADE_TITLE[grade]}">{grade}</span>')
+                      f'title="{GRADE_TITLE[grade]}">{grade}</span>{agreed}')
 
     def references(self) -> list[Any]:
         kb = jakinib.load()
         return [(i + 1, kb.sources[sid]) for i, sid in enumerate(self.order)]
+
+    def relations(self, src: Any) -> list[str]:
+        """How a listed source stands to the independent copies it was checked against: which agree, which differ
+        and which of the two jakinib follows (the reasons are in ``jakinib kb review``)."""
+        kb = jakinib.load()
+
+        def title(cite: str) -> str:
+            other = kb.sources.get(cite.partition("#")[0])
+            return str(other.title) if other else cite
+
+        out = [f"Agrees with an independent copy: {title(c)}." for c in src.confirmed_by]
+        for dis in src.disagrees_with:
+            follows = "; jakinib follows this source" if dis.followed == src.id else ", which jakinib follows"
+            out.append(f"Differs from {title(dis.source)}{follows}.")
+        return out
 
 
 def render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
@@ -74,7 +93,7 @@ def render(name: str, request: Request, status: int = 200, **context: Any) -> HT
     cite = Citations()
     html = ENV.get_template(name).render(request=request, kb=kb, cite=cite, regions=REGULATORS, region_names=REGION_NAMES,
                                          review_date=kb.review_date, version=jakinib.__version__, status_label=STATUS_LABEL, class_name=CLASS_NAME,
-                                         **context)
+                                         grade_title=GRADE_TITLE, **context)
     return HTMLResponse(html, status_code=status)
 
 
