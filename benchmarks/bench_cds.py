@@ -2,13 +2,15 @@
 
 The load generator is a lean keep-alive client on raw asyncio streams (uvloop when installed), so that the
 client's own CPU does not decide the result on a machine where client and server share the cores.
-Run: python benchmarks/bench_cds.py [--rates 50,100,200,300,350,400] [--seconds 5] [--timeout 2]
+Run: python benchmarks/bench_cds.py [--rates 50,100,200,300,350,400,600,800] [--seconds 5] [--timeout 2]
 Starts `jakinib serve` on a free loopback port (local mode). For each rate, requests are sent on a fixed
 schedule whatever the server does (open loop: a slow answer does not slow the sender, as with real EHRs),
 for --seconds, first to GET /api/v1/health (the baseline), then as CDS order-sign calls. Latency is counted
 from the scheduled send time, so queueing in the client counts against the server. Per rate it prints
 p50/p99 of the answers, the 503s (overload refusals) and how fast they came, client time-outs, and the
-ratio of CDS p99 to the health p99 at the same rate.
+ratio of CDS p99 to the health p99 at the same rate, and the client's own lag (scheduled send to the actual
+write, p99): when that is large, the load generator was starved of CPU and the rung says little about the server.
+The rungs past 400 req/s are past one process's capacity on a 2-core machine (about 600 calls/s): they show the refusals.
 Targets: p99 < 100 ms at 300 req/s; past capacity, 503s in < 50 ms and no client time-outs.
 Bounded: at most rate x seconds requests per step, each with a --timeout, loopback only.
 """
@@ -87,9 +89,11 @@ class Pool:
         async with self.freed:
             self.freed.notify()
 
-    async def request(self, raw: bytes) -> int:
+    async def request(self, raw: bytes) -> tuple[int, float]:
+        """(status, when the request was written): the time from schedule to write is the client's own lag."""
         conn = await self.get()
         try:
+            written = time.perf_counter()
             conn[1].write(raw)
             head = await conn[0].readuntil(b"\r\n\r\n")
             length = int(next((line.split(b":", 1)[1] for line in head.split(b"\r\n")
@@ -106,7 +110,7 @@ class Pool:
         else:
             conn[1].close()
             await self.put(None)
-        return status
+        return status, written
 
 
 def raw_request(host: str, port: int, cds: bool) -> bytes:
@@ -121,7 +125,7 @@ async def ladder_step(url: str, cds: bool, rate: float, seconds: float, timeout:
     host, port = url.removeprefix("http://").split(":")
     raw = raw_request(host, int(port), cds)
     n = int(rate * seconds)
-    out: dict[str, list[float]] = {"ok": [], "503": [], "other": [], "timeout": []}
+    out: dict[str, list[float]] = {"ok": [], "503": [], "other": [], "timeout": [], "lag": []}
     pool = Pool(host, int(port), limit=500)
     t0 = time.perf_counter() + 0.05
 
@@ -130,8 +134,9 @@ async def ladder_step(url: str, cds: bool, rate: float, seconds: float, timeout:
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
         try:
             async with asyncio.timeout(timeout):
-                status = await pool.request(raw)
+                status, written = await pool.request(raw)
             kind = "ok" if status == 200 else ("503" if status == 503 else "other")
+            out["lag"].append(written - at)
         except TimeoutError:
             kind = "timeout"
         except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -166,7 +171,7 @@ def pct(values: list[float], q: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="50,100,200,300,350,400")
+    ap.add_argument("--rates", default="50,100,200,300,350,400,600,800")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--timeout", type=float, default=2)
     ap.add_argument("--url", help="measure a server already running here (loopback) instead of starting one")
@@ -174,6 +179,7 @@ def main() -> None:
     rates = [float(r) for r in a.rates.split(",")]
     proc, url = (None, a.url.rstrip("/")) if a.url else start_server()
     rows = []
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     try:
         t = time.perf_counter()
         first = httpx.post(url + "/cds-services/jakinib-order-sign", content=BODY, headers={"content-type": "application/json"})
@@ -192,17 +198,18 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
     print(f"{'rate':>5} | {'health p50':>10} {'p99':>7} | {'cds ok':>6} {'p50':>7} {'p99':>7} | {'503':>5} {'503 p99':>8} | "
-          f"{'timeouts':>8} {'other':>5} | {'p99 ratio':>9}")
+          f"{'timeouts':>8} {'other':>5} | {'p99 ratio':>9} | {'client lag p99':>14}")
     for rate, base, cds in rows:
         answered = cds["ok"] + cds["503"]
         ratio = pct(answered, 99) / pct(base["ok"], 99) if base["ok"] and answered else float("nan")
         print(f"{rate:5.0f} | {pct(base['ok'], 50) * 1e3:8.1f}ms {pct(base['ok'], 99) * 1e3:5.1f}ms | {len(cds['ok']):6d} "
               f"{pct(cds['ok'], 50) * 1e3:5.1f}ms {pct(cds['ok'], 99) * 1e3:5.1f}ms | {len(cds['503']):5d} "
-              f"{pct(cds['503'], 99) * 1e3:6.1f}ms | {len(cds['timeout']):8d} {len(cds['other']):5d} | {ratio:8.1f}x")
+              f"{pct(cds['503'], 99) * 1e3:6.1f}ms | {len(cds['timeout']):8d} {len(cds['other']):5d} | {ratio:8.1f}x | {pct(cds['lag'], 99) * 1e3:12.1f}ms")
     at300 = next((c for r, _, c in rows if r == 300), None)
     if at300 is not None:
         p99 = pct(at300["ok"], 99)
         print(f"target p99 < 100 ms at 300 req/s: {'PASS' if p99 < 0.1 else 'FAIL'} ({p99 * 1e3:.1f} ms)")
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     over = [c for _, _, c in rows if c["503"]]
     if over:
         worst = max(pct(c["503"], 99) for c in over)

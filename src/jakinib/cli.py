@@ -529,8 +529,7 @@ def serve(
     config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).", metavar="FILE.toml")] = None,
 ) -> None:
     """Serve the JSON API, the CDS Hooks service and the pages (Uvicorn)."""
-    import uvicorn
-
+    from jakinib.web import serving
     from jakinib.web.app import create_app
     from jakinib.web.settings import load_settings
 
@@ -546,8 +545,7 @@ def serve(
     if settings.local_mode:
         sys.stderr.write("jakinib: local mode: no CDS clients configured, unauthenticated calls accepted on loopback only\n")
     sys.stderr.write(f"jakinib: serving on http://{host}:{port}/ (API docs at /docs, CDS Hooks at /cds-services)\n")
-    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
+    serving.serve(application, sock)
 
 
 def _listen(host: str, port: int) -> Any:

@@ -15,11 +15,14 @@ and Origin must be loopback), ``JsonGate`` (JSON POSTs: ``application/json`` or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -228,45 +231,73 @@ class JsonGate:
 
 class Overload:
     """Refuse CDS calls fast (503 with ``Retry-After``) when the service cannot answer in time, instead of
-    queueing them into the EHR's time-out: when ``limit`` calls are already in flight (waiting on the thread
-    pool or a FHIR server), or when the event loop is behind: a heartbeat runs every ``BEAT_S``; when more than
-    ``max_lag_s`` has passed since it last ran and more than ``QUEUED`` calls have started since (more than the
-    loop checks in that time), the loop is working through a backlog, and every call still queued behind this one
-    would wait as long again. A short pause (a busy machine, a slow call) with a few calls behind it is absorbed."""
+    queueing them into the EHR's time-out.
 
-    BEAT_S = 0.005
+    A call is refused when ``limit`` calls are already in flight (waiting on the thread pool or a FHIR server), or
+    when the calls queued on the event loop are a backlog: more than ``QUEUED`` waiting, or the oldest waiting longer
+    than ``max_lag_s``. Calls start ``PER_TURN`` per loop turn, in order of arrival; the others wait in the queue.
+    A small call is checked on the loop in one go (``cdshooks.INLINE_MAX_BYTES``), so without the queue one turn ran
+    every check whose request had arrived meanwhile (16 and more, 20-40 ms), and the requests that arrived during
+    it were read, and refused or answered, only after it. Starting a bounded number per turn keeps every turn short,
+    so a call is refused within about a turn of its arrival, and a call that is let in waits about ``max_lag_s``
+    at most. A short pause (a busy machine, a slow call) with a few calls behind it is absorbed. ``clock`` is
+    injectable (tests)."""
+
+    PER_TURN = 1
+    QUEUED = 16  # about 20 ms of order-sign checks at ~1.3 ms each: a burst larger than this is a backlog
     _BODY = json.dumps({"error": {"type": "overloaded", "message": "too many CDS calls in progress; retry shortly"}}).encode()
     REFUSAL_START: ClassVar[dict[str, Any]] = {"type": "http.response.start", "status": 503, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode()), (b"retry-after", b"1"),
         *SecurityHeaders.HEADERS]}
     REFUSAL_BODY: ClassVar[dict[str, Any]] = {"type": "http.response.body", "body": _BODY}
-    QUEUED = 16  # about 20 ms of order-sign checks at ~1.3 ms each
 
-    def __init__(self, app: Any, limit: int, max_lag_s: float) -> None:
-        self.app, self.limit, self.max_lag_s, self.in_flight = app, limit, max_lag_s, 0
-        self.beat_at, self.since_beat = 0.0, 0
-        self._beat: asyncio.Task[None] | None = None
+    def __init__(self, app: Any, limit: int, max_lag_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.app, self.limit, self.max_lag_s, self.clock = app, limit, max_lag_s, clock
+        self.in_flight = self.started = 0  # calls started and not finished; calls started in this loop turn
+        self.waiting: deque[tuple[asyncio.Future[None], float]] = deque()  # (resolved when it may start, queued at)
+        self._turn_scheduled = False
 
-    async def _heartbeat(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self.beat_at, self.since_beat = loop.time(), 0
-            await asyncio.sleep(self.BEAT_S)
+    def _backlog(self) -> bool:
+        return len(self.waiting) >= self.QUEUED or (bool(self.waiting) and self.clock() - self.waiting[0][1] > self.max_lag_s)
 
-    def _behind(self) -> bool:
-        loop = asyncio.get_running_loop()
-        if self._beat is None or self._beat.done():
-            self._beat = loop.create_task(self._heartbeat())
-            self.beat_at = loop.time()
-        self.since_beat += 1
-        return self.since_beat > self.QUEUED and loop.time() - self.beat_at > self.BEAT_S + self.max_lag_s
+    def _next_turn(self) -> None:
+        """Runs once per loop turn while calls start or wait: lets the next ``PER_TURN`` waiting calls start."""
+        self._turn_scheduled, self.started = False, 0
+        while self.waiting and self.started < self.PER_TURN:
+            future, _ = self.waiting.popleft()
+            if not future.done():
+                future.set_result(None)
+                self.started += 1
+        if self.started or self.waiting:
+            self._schedule_turn()
+
+    def _schedule_turn(self) -> None:
+        if not self._turn_scheduled:
+            asyncio.get_running_loop().call_soon(self._next_turn)  # runs in the next turn: after the loop polls
+            self._turn_scheduled = True
+
+    async def _wait_turn(self) -> None:
+        if not self.waiting and self.started < self.PER_TURN:
+            self.started += 1
+            return self._schedule_turn()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (future, self.clock())
+        self.waiting.append(entry)
+        self._schedule_turn()
+        try:
+            await future
+        except asyncio.CancelledError:  # the server is stopping
+            with contextlib.suppress(ValueError):
+                self.waiting.remove(entry)
+            raise
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/cds-services/"):
             return await self.app(scope, receive, send)
-        if self.in_flight >= self.limit or self._behind():
+        if self.in_flight >= self.limit or self._backlog():
             await send(self.REFUSAL_START)  # prebuilt: refusing must cost far less than answering
             return await send(self.REFUSAL_BODY)
+        await self._wait_turn()
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
