@@ -123,21 +123,91 @@ def cache_home(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def _same(a, b, where):
+    """``a`` and ``b`` hold equal values of the very same types, fields set and field order, all the way down."""
+    from pydantic import BaseModel
+
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, BaseModel):
+        assert a.model_fields_set == b.model_fields_set, where
+        assert list(a.__dict__) == list(b.__dict__), where
+        for name in type(a).model_fields:
+            _same(getattr(a, name), getattr(b, name), f"{where}.{name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for key in a:
+            _same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
 def test_cached_knowledge_base_equals_a_fresh_build(cache_home):
     import dataclasses
 
     from jakinib.knowledge import base
 
     kept = {f.name for f in dataclasses.fields(base.KnowledgeBase)} - {"data_dir", "_names"}
-    assert set(base._Snapshot.model_fields) == kept, "the cache must hold every field of the knowledge base"
+    assert set(base.snapshot_fields()) == kept, "the cache must hold every field of the knowledge base"
 
     fresh = base.build(loader.DATA_DIR, cache=False)
     base.build(loader.DATA_DIR)
     cached = base.build(loader.DATA_DIR)
     assert base.cache_file(loader.DATA_DIR).exists()
-    for name in base._Snapshot.model_fields:
+    for name in base.snapshot_fields():
         assert getattr(cached, name) == getattr(fresh, name), name
+        _same(getattr(cached, name), getattr(fresh, name), name)  # built without validation, yet the same objects
     assert cached._names == fresh._names
+    assert [r.to_json() for r in cached.all_approvals()] == [r.to_json() for r in fresh.all_approvals()]
+
+
+def _rehash(target, edit):
+    """Rewrite a cache file with ``edit`` applied to its content and a matching hash: a well-formed forgery."""
+    import hashlib
+    import json
+
+    header, _, payload = target.read_bytes().partition(b"\n")
+    content = json.loads(payload)
+    edit(content)
+    payload = json.dumps(content).encode()
+    meta = json.loads(header)
+    meta["sha256"] = hashlib.sha256(payload).hexdigest()
+    target.write_bytes(json.dumps(meta).encode() + b"\n" + payload)
+    target.chmod(0o600)
+
+
+def _drug(content):
+    return content["drugs"]["upadacitinib"]
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    pytest.param(lambda c: _drug(c).update(not_a_field=1), "unknown field(s) ['not_a_field']", id="unknown-field"),
+    pytest.param(lambda c: _drug(c).pop("mechanism"), "missing field(s) ['mechanism']", id="missing-required-field"),
+    pytest.param(lambda c: _drug(c).update(mechanism=42), "expected str, got int", id="number-for-text"),
+    pytest.param(lambda c: _drug(c)["targets"][0].update(kinase="JAK9"), "expected one of", id="outside-a-literal"),
+    pytest.param(lambda c: _drug(c).update(products={"id": "x"}), "expected list, got dict", id="mapping-for-a-list"),
+    pytest.param(lambda c: c["sources"][next(iter(c["sources"]))].update(as_of="yesterday"), "expected an ISO date", id="bad-date"),
+    pytest.param(lambda c: c.pop("rxnorm"), "sections are not those", id="missing-section"),
+    pytest.param(lambda c: c.update(extra_section=[]), "sections are not those", id="extra-section"),
+    pytest.param(lambda c: c.update(drugs=[]), "expected dict, got list", id="list-for-a-mapping"),
+])
+def test_a_hash_valid_cache_of_the_wrong_shape_is_rebuilt(cache_home, capsys, edit, why):
+    """The cache is read without re-validation, so its shape is checked as it is read: a file whose hash matches
+    but whose content is not the knowledge base's shape is refused and rebuilt, never half-used."""
+    from jakinib.knowledge import base
+
+    base.build(loader.DATA_DIR)
+    target = base.cache_file(loader.DATA_DIR)
+    _rehash(target, edit)
+    kb = base.build(loader.DATA_DIR)
+    err = capsys.readouterr().err
+    assert "rebuilt it from the YAML files" in err and str(target) in err and why in err, err
+    assert kb.drug("Rinvoq").mechanism and "upadacitinib" in kb.drugs
+    _same(kb.drugs, base.build(loader.DATA_DIR, cache=False).drugs, "drugs")
+    assert capsys.readouterr().err == ""
 
 
 class _Payload:

@@ -12,8 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, create_model
-
 from jakinib.errors import KnowledgeError, UnknownNameError
 from jakinib.knowledge import fields as f
 from jakinib.knowledge import loader
@@ -420,26 +418,18 @@ def _term_index(terms: dict[str, s.Term], codes: bool = False) -> dict[str, str]
     return out
 
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bump when the cache layout changes (the jakinib version and the data files are in the key already)."""
 
 
-def _snapshot_model() -> type[BaseModel]:
-    """The validated content of one knowledge base as the cache stores it (pydantic JSON: data, never code),
-    derived from :class:`KnowledgeBase`'s own fields so the two cannot drift apart."""
+def snapshot_fields() -> dict[str, Any]:
+    """What the cache stores: every :class:`KnowledgeBase` field but the folder and the derived indexes, with its
+    type (derived from the dataclass itself, so the two cannot drift apart)."""
     import typing
 
     hints = typing.get_type_hints(KnowledgeBase, globalns={**globals(), "s": s})
-    specs: dict[str, Any] = {}
-    for f_ in dataclasses.fields(KnowledgeBase):
-        if f_.name.startswith("_") or f_.name == "data_dir":
-            continue
-        default = f_.default_factory() if f_.default_factory in (list, dict) else ...  # type: ignore[misc]
-        specs[f_.name] = (hints[f_.name], default)
-    return create_model("_Snapshot", **specs)
-
-
-_Snapshot = _snapshot_model()
+    return {f_.name: hints[f_.name] for f_ in dataclasses.fields(KnowledgeBase)
+            if not f_.name.startswith("_") and f_.name != "data_dir"}
 
 
 def cache_dir() -> Path:
@@ -470,10 +460,16 @@ def cache_file(data_dir: Path, key: str | None = None) -> Path:
 
 
 def _read_cache(target: Path, key: str, data_dir: Path) -> KnowledgeBase:
-    """A cached knowledge base; any exception means the file must be rebuilt."""
+    """A cached knowledge base; any exception means the file must be rebuilt.
+
+    The models are rebuilt by :mod:`jakinib.knowledge.construct` (shape-checked, not re-validated): they were
+    validated when the file was written, its SHA-256 says the bytes are those written, and only its owner can
+    write it. Data, never code: JSON in, the schema's own classes out."""
     import hashlib
     import json
     import os
+
+    from jakinib.knowledge import construct
 
     st = target.stat()
     if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
@@ -486,8 +482,15 @@ def _read_cache(target: Path, key: str, data_dir: Path) -> KnowledgeBase:
         raise _BadCache("written for other data or another jakinib version")
     if meta.get("sha256") != hashlib.sha256(payload).hexdigest():
         raise _BadCache("corrupt: its content hash does not match")
-    snap = _Snapshot.model_validate_json(payload)
-    kb = KnowledgeBase(**{name: getattr(snap, name) for name in _Snapshot.model_fields}, data_dir=data_dir)
+    content = json.loads(payload)
+    fields = snapshot_fields()
+    if not isinstance(content, dict) or content.keys() != fields.keys():
+        raise _BadCache("its sections are not those of this jakinib version")
+    try:
+        kb = KnowledgeBase(**{name: construct.construct(kind, content[name]) for name, kind in fields.items()},
+                           data_dir=data_dir)
+    except construct.ShapeError as exc:
+        raise _BadCache(f"malformed: {exc}") from None
     kb._index_names()
     return kb
 
@@ -497,8 +500,10 @@ def _write_cache(target: Path, key: str, kb: KnowledgeBase) -> None:
     import json
     import os
 
-    snap = _Snapshot(**{name: getattr(kb, name) for name in _Snapshot.model_fields})
-    payload = snap.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    from jakinib.knowledge import construct
+
+    content = {name: construct.dump(getattr(kb, name)) for name in snapshot_fields()}
+    payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
     header = json.dumps({"format": CACHE_FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
