@@ -168,6 +168,33 @@ class PeakRss:
         self._thread.join()
 
 
+def bulk_export(n: int, work: Path, kb) -> Path:
+    """The generator's Bulk export of n patients in ``work/export-<n>`` (written in chunks of 20,000; reused when
+    ``done`` is there)."""
+    from jakinib.cohort import generate as gen
+
+    folder = work / f"export-{n}"
+    if (folder / "done").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    t = time.perf_counter()
+    chunk = 20_000
+    for start in range(0, n, chunk):
+        ps = gen.patients(min(chunk, n - start), start + 1, TODAY, kb)
+        for p in ps:
+            p["id"] = f"b{start}-{p['id']}"
+        sub = work / f"part-{n}-{start}"  # one per export size: two exports may be written at once
+        gen.write_bulk(ps, sub, kb, TODAY, parts=1)
+        for f in sub.iterdir():  # Observation.1.ndjson.gz -> Observation.<start>.ndjson.gz
+            kind, _, rest = f.name.split(".", 2)
+            f.rename(folder / f"{kind}.{start}.{rest}")
+        sub.rmdir()
+    (folder / "done").write_text(str(n))
+    print(f"generated {n:,} patients in {time.perf_counter() - t:.0f} s")
+    return folder
+
+
 def bench_bulk(n: int, keep: Path | None) -> None:
     import jakinib
     from jakinib.cohort import generate as gen
@@ -177,24 +204,7 @@ def bench_bulk(n: int, keep: Path | None) -> None:
 
     kb = jakinib.load()
     work = keep or Path(tempfile.mkdtemp(prefix="bench-bulk-"))
-    folder = work / f"export-{n}"
-    if not (folder / "done").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        t = time.perf_counter()
-        chunk = 20_000
-        for start in range(0, n, chunk):
-            ps = gen.patients(min(chunk, n - start), start + 1, TODAY, kb)
-            for p in ps:
-                p["id"] = f"b{start}-{p['id']}"
-            sub = work / f"part{start}"
-            gen.write_bulk(ps, sub, kb, TODAY, parts=1)
-            for f in sub.iterdir():  # Observation.1.ndjson.gz -> Observation.<start>.ndjson.gz
-                kind, _, rest = f.name.split(".", 2)
-                f.rename(folder / f"{kind}.{start}.{rest}")
-            sub.rmdir()
-        (folder / "done").write_text(str(n))
-        print(f"generated {n:,} patients in {time.perf_counter() - t:.0f} s")
+    folder = bulk_export(n, work, kb)
     resources = sum(_count_lines(f) for f in folder.iterdir() if f.name != "done")
     sample = gen.patients(200, 1, TODAY, kb)
     bundles = [gen.bundle(p, kb, TODAY) for p in sample]

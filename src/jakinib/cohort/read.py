@@ -1,10 +1,14 @@
 """Cohort inputs -> the cohort table (``flatten``): a flat CSV/Parquet table, NDJSON with one FHIR Bundle per line,
 or a FHIR Bulk Data export folder (``Patient.ndjson``, ``Observation.1.ndjson.gz``, ...).
 
-The FHIR forms are read patient by patient with the single-patient checker's reader (``interop/fhir.py``), so codes,
-units, latest-by-instant and clinical status mean the same here as in ``jakinib check``. A Bulk export is grouped by
-patient with bounded memory: one streaming pass routes each line to a bucket file by a hash of its patient, then each
-bucket (a few tens of MB) is grouped and read, two processes at a time.
+The FHIR forms are read in columns first (``cohort/fhir_columns.py``): Polars decodes the elements the single-patient
+reader reads, the reader's own per-resource functions classify each distinct code/status/unit once, and the
+flat-table validation builds the rows; a patient with any shape that path does not reproduce exactly is read by the
+single-patient checker's reader (``interop/fhir.py``, ``_row`` here), and an input with a bad record is read all the
+exact way (which reports it). So codes, units, latest-by-instant and clinical status mean the same here as in
+``jakinib check``; tests/test_cohort_fhir_columns.py holds the two paths to the same rows. The exact path groups a
+Bulk export by patient with bounded memory: one streaming pass routes each line to a bucket file by a hash of its
+patient, then each bucket (a few tens of MB) is grouped and read, two processes at a time.
 
 Bad input is one line naming file and line. With ``on_error="skip"`` bad records are counted (the first few kept)
 and the rest is read.
@@ -33,6 +37,7 @@ READ_TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "Medic
 CHUNK = 2000  # bundles per task
 BUCKET_BYTES = 48 << 20
 FIRST_FEW = 5
+COLUMNS = True  # the columnar fast path (cohort/fhir_columns.py) for FHIR inputs; False: the exact reader only
 
 
 @dataclass
@@ -87,11 +92,19 @@ def read(path: Path, kb: KnowledgeBase, today: dt.date, problems: Problems, prog
         if progress:
             progress(df.height)
         return df
+    if kind == "bundles" and COLUMNS:
+        from jakinib.cohort import fhir_columns
+
+        _STATE.update(kb=kb, today=today, labs=therapy.lab_index(kb))
+        try:
+            return fhir_columns.read_bundles(path, kb, today, problems, progress)
+        except fhir_columns.Fallback:
+            pass  # a bad line or a shape only the exact reader reports: read it all the exact way
     if kind == "bundles":
         tasks: Iterator[Any] = ((str(path), start, lines) for start, lines in _chunks(path))
         big = path.stat().st_size > 32 << 20
         return _run(_bundle_task, tasks, today, problems, progress, workers if workers is not None else (2 if big else 0))
-    return _bulk(path, today, problems, progress, workers)
+    return _bulk(path, today, problems, progress, workers, kb)
 
 
 def _open(path: Path) -> Any:
@@ -357,8 +370,17 @@ def _group_task(task: tuple[list[str], int, int]) -> tuple[Any, list[tuple[str, 
     return flatten.frame(rows), bad, len(groups)
 
 
-def _bulk(folder: Path, today: dt.date, problems: Problems, progress: Progress | None, workers: int | None) -> Any:
+def _bulk(folder: Path, today: dt.date, problems: Problems, progress: Progress | None, workers: int | None,
+          kb: KnowledgeBase | None = None) -> Any:
     files = _bulk_files(folder, problems)
+    if kb is not None and COLUMNS:
+        from jakinib.cohort import fhir_columns
+
+        _STATE.update(kb=kb, today=today, labs=therapy.lab_index(kb))
+        try:
+            return fhir_columns.read_bulk(files, kb, today, progress)
+        except fhir_columns.Fallback:
+            pass  # a bad record or a shape only the exact reader reports: read it all the exact way
     total = sum(p.stat().st_size * (5 if p.name.endswith(".gz") else 1) for _, p in files)
     buckets = max(1, min(512, total // BUCKET_BYTES + 1))
     workers = workers if workers is not None else (2 if total > 32 << 20 else 0)

@@ -144,18 +144,25 @@ def _when(res: dict[str, Any]) -> str:
     return w.isoformat() if w is not None else ""
 
 
+# When an event happened: the first of these that parses (a period's end, then its start). The cohort's columnar
+# reader (cohort/fhir_columns.py) reads the same keys in the same order.
+WHEN_FIRST = ("effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "performedDateTime")
+WHEN_PERIODS = ("effectivePeriod", "performedPeriod")
+WHEN_LAST = ("issued", "recordedDate", "authoredOn", "date", "onsetDateTime")
+
+
 def when_instant(res: dict[str, Any]) -> dt.datetime | None:
     """When an observation / event happened (effective first, then issued / occurrence / recorded)."""
-    for key in ("effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "performedDateTime"):
+    for key in WHEN_FIRST:
         if (w := instant(res.get(key))) is not None:
             return w
-    for key in ("effectivePeriod", "performedPeriod"):
+    for key in WHEN_PERIODS:
         period = res.get(key)
         if isinstance(period, dict):
             w = instant(period.get("end")) or instant(period.get("start"))
             if w is not None:
                 return w
-    for key in ("issued", "recordedDate", "authoredOn", "date", "onsetDateTime"):
+    for key in WHEN_LAST:
         if (w := instant(res.get(key))) is not None:
             return w
     return None
