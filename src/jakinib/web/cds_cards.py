@@ -37,6 +37,7 @@ DEFAULT_SOURCE = {"label": "jakinib JAK inhibitor reference", "url": "https://gi
 
 _ALL_PUNCT = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 _ACTIVE = re.compile(r"([\[\]`\\]|<(?=[A-Za-z/!?])|&(?=[#A-Za-z]))")
+_MAY_BE_ACTIVE = re.compile(r"[\[\]`\\<&]")  # a quick scan: most of jakinib's text has none of these
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -61,6 +62,10 @@ def escape_markdown(text: str) -> str:
     return _ALL_PUNCT.sub(r"\\\1", one_line(text))
 
 
+def _neutralise(text: str) -> str:
+    return _ACTIVE.sub(r"\\\1", text) if _MAY_BE_ACTIVE.search(text) else text
+
+
 def markdown(text: str, untrusted: Iterable[str] = ()) -> str:
     """jakinib's own text with links, images, code and HTML neutralised; substrings in ``untrusted`` fully escaped.
 
@@ -69,9 +74,9 @@ def markdown(text: str, untrusted: Iterable[str] = ()) -> str:
     prepared = untrusted if isinstance(untrusted, tuple) else prepare_untrusted(untrusted)
     words = [w for w in prepared if w in text]
     if not words:
-        return _ACTIVE.sub(r"\\\1", text)
+        return _neutralise(text)
     parts = re.split("(" + "|".join(re.escape(w) for w in words) + ")", text)
-    return "".join(escape_markdown(p) if i % 2 else _ACTIVE.sub(r"\\\1", p) for i, p in enumerate(parts))
+    return "".join(escape_markdown(p) if i % 2 else _neutralise(p) for i, p in enumerate(parts))
 
 
 def fit(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -163,9 +168,10 @@ def cards_for(a: Assessment, regulator: str, order: dict[str, Any], untrusted: I
     untrusted, notes = prepare_untrusted(untrusted) if not isinstance(untrusted, tuple) else untrusted, list(notes)
     source = _source(a)
     cards: list[dict[str, Any]] = []
+    text = detail(a, regulator, untrusted, notes) if a.status in INDICATOR or a.screening_missing else ""  # once for both
     if a.status in INDICATOR:
         card: dict[str, Any] = {"uuid": str(uuid.uuid4()), "summary": summary(a), "indicator": INDICATOR[a.status],
-                                "detail": detail(a, regulator, untrusted, notes), "source": source,
+                                "detail": text, "source": source,
                                 "overrideReasons": OVERRIDE_REASONS}
         suggestions = dose_suggestion(a, order)
         if suggestions:
@@ -174,7 +180,7 @@ def cards_for(a: Assessment, regulator: str, order: dict[str, Any], untrusted: I
         cards.append(card)
     if a.screening_missing:
         cards.append({"uuid": str(uuid.uuid4()), "summary": fit(f"Before starting {a.drug}: screen for {', '.join(a.screening_missing)}"),
-                      "indicator": "info", "detail": detail(a, regulator, untrusted, notes), "source": source,
+                      "indicator": "info", "detail": text, "source": source,
                       "overrideReasons": OVERRIDE_REASONS})
     return cards
 
