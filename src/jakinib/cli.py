@@ -85,9 +85,49 @@ def _emit_json(data: Any) -> None:
 
 
 def _console() -> Any:
+    """Where the commands print: Rich at a terminal; to a pipe or a file, :class:`_PlainConsole` (the same bytes)."""
+    if _plain_output():
+        return _PlainConsole()
+    return _rich_console()
+
+
+def _rich_console() -> Any:
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _plain_output() -> bool:
+    """True when Rich would print plain text (no colour, 200 columns): stdout is not a terminal, writes UTF-8 (else
+    Rich draws ASCII boxes), and neither FORCE_COLOR nor TTY_COMPATIBLE asks for colour."""
+    import os
+
+    out = sys.stdout
+    try:
+        if out.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    if os.environ.get("FORCE_COLOR") is not None or os.environ.get("TTY_COMPATIBLE"):
+        return False
+    return (getattr(out, "encoding", None) or "").lower().startswith("utf")
+
+
+class _PlainConsole:
+    """``Console.print`` for plain output, by :mod:`jakinib.textout`; what it does not lay out itself goes to Rich."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        from jakinib import textout
+
+        if not objects:
+            sys.stdout.write("\n")
+            return
+        plain = len(objects) == 1 and isinstance(objects[0], str) and set(options) <= {"highlight"}
+        text = textout.line(objects[0]) if plain else None
+        if text is None:
+            _rich_console().print(*objects, **options)
+        else:
+            sys.stdout.write(text)
 
 
 def _cell(value: Any) -> str:
@@ -99,20 +139,32 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]], group: bool = False) -> None:
-    """A Rich table; ``group=True`` prints the first column only where it changes, with a line between groups."""
+def _table(title: str | None, columns: list[str], rows: list[list[Any]], group: bool = False) -> None:
+    """A Rich table; ``group=True`` prints the first column only where it changes, with a line between groups.
+
+    To a pipe or a file, :func:`jakinib.textout.table` draws it (the same bytes, without Rich's cost)."""
+    cells, ends = [], []
+    for i, r in enumerate(rows):
+        row = [_cell(v) for v in r]
+        ends.append(group and i + 1 < len(rows) and rows[i + 1][0] != r[0])
+        if group and i > 0 and rows[i - 1][0] == r[0]:
+            row[0] = ""
+        cells.append(row)
+    if _plain_output():
+        from jakinib import textout
+
+        text = textout.table(title, columns, cells, ends)
+        if text is not None:
+            sys.stdout.write(text)
+            return
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for c in columns:
         table.add_column(c, overflow="fold")
-    for i, r in enumerate(rows):
-        cells = [_cell(v) for v in r]
-        last_of_group = group and i + 1 < len(rows) and rows[i + 1][0] != r[0]
-        if group and i > 0 and rows[i - 1][0] == r[0]:
-            cells[0] = ""
-        table.add_row(*cells, end_section=last_of_group)
-    _console().print(table)
+    for row, end in zip(cells, ends, strict=True):
+        table.add_row(*row, end_section=end)
+    _rich_console().print(table)
 
 
 @app.command()
@@ -313,22 +365,17 @@ def _product_brand(product_id: str, regulator: str) -> str:
 
 def _print_summary(report: Any, regulator_from: str) -> None:
     """One row per drug, worst status first: drug (brand), status, dose, the one reason that decides it."""
-    from rich.table import Table
-
     from jakinib.knowledge.schema import STATUS_ORDER
 
     con = _console()
     con.print(f"[bold]Regulator: {report.regulator}[/bold] ({regulator_from}) · indication: "
               f"{report.indication or 'not given'} · today: {report.today}", highlight=False)
-    table = Table(show_lines=False)
-    for c in ("drug (brand)", "status", "dose", "deciding reason"):
-        table.add_column(c, overflow="fold")
-    ordered = sorted(report.assessments, key=lambda a: (STATUS_ORDER.index(a.status), a.drug))
-    for a in ordered:
+    rows = []
+    for a in sorted(report.assessments, key=lambda a: (STATUS_ORDER.index(a.status), a.drug)):
         dose = "—" if a.dose is None else (("withheld: " if a.dose.withheld else "") + _shorten(a.dose.text, 40))
-        table.add_row(f"{a.drug} ({_product_brand(a.product, report.regulator)})",
-                      f"[{STATUS_STYLE[a.status]}]{a.status}[/]", dose, _deciding_reason(a))
-    con.print(table)
+        rows.append([f"{a.drug} ({_product_brand(a.product, report.regulator)})",
+                     f"[{STATUS_STYLE[a.status]}]{a.status}[/]", dose, _deciding_reason(a)])
+    _table(None, ["drug (brand)", "status", "dose", "deciding reason"], rows)
 
 
 STATUS_STYLE = {"contraindicated": "bold white on red", "do-not-start": "bold red", "avoid": "bold yellow",
