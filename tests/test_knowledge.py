@@ -164,6 +164,33 @@ def test_cached_knowledge_base_equals_a_fresh_build(cache_home):
     assert [r.to_json() for r in cached.all_approvals()] == [r.to_json() for r in fresh.all_approvals()]
 
 
+def test_to_json_is_model_dump_for_every_object_of_the_knowledge_base():
+    from pydantic import BaseModel
+
+    from jakinib.knowledge import base, construct
+
+    seen = []
+
+    def walk(x):
+        if isinstance(x, BaseModel):
+            expected = x.model_dump(mode="json", by_alias=True, exclude_none=True)
+            got = construct.to_json(x)
+            assert got == expected and repr(got) == repr(expected), type(x).__name__  # same keys, order and types
+            seen.append(type(x))
+            for name in type(x).model_fields:
+                walk(getattr(x, name))
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+
+    for name in base.snapshot_fields():
+        walk(getattr(KB, name))
+    assert len(seen) > 3000 and len(set(seen)) > 30
+
+
 def _rehash(target, edit):
     """Rewrite a cache file with ``edit`` applied to its content and a matching hash: a well-formed forgery."""
     import hashlib

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 PATIENT = ROOT / "examples" / "patient.json"
 
-HEAVY = ("rich", "numpy", "scipy", "pint", "polars", "pyarrow", "matplotlib", "fastapi", "starlette", "uvicorn", "sqlalchemy",
+HEAVY = ("typer", "click", "rich", "numpy", "scipy", "pint", "polars", "pyarrow", "matplotlib", "fastapi", "starlette", "uvicorn", "sqlalchemy",
          "httpx", "jinja2", "fhir", "jwt", "cryptography", "platformdirs", "pyspark", "yaml")
 """Libraries a warm ``drug`` or ``check`` never needs (PyYAML: the validated cache is read instead of the YAML; Rich:
-its output to a pipe is drawn by ``jakinib.textout``)."""
+its output to a pipe is drawn by ``jakinib.textout``; Typer and its click: plain arguments are read by ``cli._run_direct``)."""
 
 _RUN = """
 import json, sys

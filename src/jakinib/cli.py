@@ -1,6 +1,8 @@
 """The ``jakinib`` command line: every capability from the terminal, ``--json`` everywhere.
 
-Heavy modules are imported inside the commands so ``jakinib --help`` stays fast.
+Heavy modules are imported inside the commands so ``jakinib --help`` stays fast. The commonest queries,
+``drug NAME`` and ``check PATIENT``, start without Typer (:func:`_run_direct`) and, printing to a pipe or a file,
+without Rich (:mod:`jakinib.textout` draws the same bytes): see ``benchmarks/bench_startup.py``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Annotated, Any
 
 from jakinib.errors import JakinibError
+
+if TYPE_CHECKING:
+    import typer
 
 
 def _readable_metavars() -> None:
@@ -44,34 +47,68 @@ def _readable_metavars() -> None:
         lambda self: (self.metavar or self.name or "value").upper().replace("_", "-"))
 
 
-_readable_metavars()
+def _json_opt(typer: Any) -> Any:
+    return Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
-app = typer.Typer(
-    help="jakinib: the cited reference system for JAK inhibitors.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+
+if TYPE_CHECKING:
+    JsonOpt = _json_opt(typer)
+
+_COMMANDS: list[tuple[str, str | None, Any]] = []
+"""(group, name, function) of every command, registered by :func:`_command` and given to Typer by :func:`_typer_app`."""
+
+
+def _command(name: str | None = None, group: str = "app") -> Any:
+    """Register a command of the ``jakinib`` app (``group="kb"``: of ``jakinib kb``)."""
+    def register(fn: Any) -> Any:
+        _COMMANDS.append((group, name, fn))
+        return fn
+    return register
+
+
+def _typer_app() -> Any:
+    """The Typer app, built on first use: ``drug`` and ``check`` with plain arguments run without importing Typer
+    (:func:`_run_direct`), and everything else (help, usage errors, every other command) through it. The commands'
+    annotations name ``typer`` and ``JsonOpt``, which are put in this module's namespace here, before Typer reads
+    them."""
+    if "app" in globals():
+        return globals()["app"]
+    import typer
+
+    _readable_metavars()
+    globals().update(typer=typer, JsonOpt=_json_opt(typer))
+    main_app = typer.Typer(help="jakinib: the cited reference system for JAK inhibitors.", no_args_is_help=True,
+                           add_completion=False, pretty_exceptions_enable=False)
+    main_app.callback()(_root)
+    kb = typer.Typer(help="Validate and describe the knowledge base.", no_args_is_help=True)
+    main_app.add_typer(kb, name="kb")
+    for group, name, fn in _COMMANDS:
+        (kb if group == "kb" else main_app).command(name)(fn)
+    globals().update(app=main_app, kb_app=kb)
+    return main_app
+
+
+def __getattr__(name: str) -> Any:
+    """``jakinib.cli.app`` and ``jakinib.cli.kb_app`` (built on first use)."""
+    if name in ("app", "kb_app"):
+        _typer_app()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
+        from typer import Exit
+
         sys.stdout.write(f"jakinib {version('jakinib')}\n")
-        raise typer.Exit()
+        raise Exit()
 
 
-@app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     """jakinib: the cited reference system for JAK inhibitors."""
-
-
-kb_app = typer.Typer(help="Validate and describe the knowledge base.", no_args_is_help=True)
-app.add_typer(kb_app, name="kb")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
 
 def _kb() -> Any:
@@ -167,7 +204,7 @@ def _table(title: str | None, columns: list[str], rows: list[list[Any]], group: 
     _rich_console().print(table)
 
 
-@app.command()
+@_command()
 def drugs(as_json: JsonOpt = False) -> None:
     """List every JAK inhibitor with class, targets, routes and where it is approved."""
     from jakinib.knowledge import views
@@ -181,7 +218,7 @@ def drugs(as_json: JsonOpt = False) -> None:
              ", ".join(r["regulators"])] for r in rows])
 
 
-@app.command()
+@_command()
 def drug(name: str, as_json: JsonOpt = False) -> None:
     """One drug: identity, targets, products, boxed warnings and approvals (by generic, brand or synonym)."""
     from jakinib.knowledge import views
@@ -214,7 +251,7 @@ def _print_approvals(rows: list[dict[str, Any]]) -> None:
              r["date"], r["min_age_years"], r["population"], r["grade"]] for r in rows], group=True)
 
 
-@app.command()
+@_command()
 def approvals(
     drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym.", metavar="NAME")] = None,
     regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
@@ -235,7 +272,7 @@ def approvals(
         _console().print("No recorded approval matches. (Absence here is not proof of absence: see `jakinib kb stats`.)")
 
 
-@app.command()
+@_command()
 def compare(names: Annotated[list[str], typer.Argument(help="Two or more drugs.")], as_json: JsonOpt = False) -> None:
     """Drugs side by side: class, enzyme IC50s, routes, approvals by regulator, boxed warnings."""
     from jakinib.knowledge import schema, views
@@ -249,7 +286,7 @@ def compare(names: Annotated[list[str], typer.Argument(help="Two or more drugs."
              ", ".join(sorted(r["approved"])), ", ".join(r["boxed_warning_regulators"])] for r in data["drugs"]])
 
 
-@app.command()
+@_command()
 def search(text: str, as_json: JsonOpt = False) -> None:
     """Search drugs, brands, research codes, indications, label sections, rules, adverse effects and class facts."""
     hits = _kb().search(text)
@@ -260,7 +297,7 @@ def search(text: str, as_json: JsonOpt = False) -> None:
     _table(f"Search: {text}", ["kind", "result", "where it matched"], [[h["kind"], h["label"], h["snippet"]] for h in hits])
 
 
-@app.command()
+@_command()
 def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.")] = None, as_json: JsonOpt = False) -> None:
     """The source registry (labels, regulator records, papers, the seed), or one source."""
     from jakinib.errors import UnknownNameError
@@ -281,7 +318,7 @@ def sources(source_id: Annotated[str | None, typer.Argument(help="One source id.
            [[x.id, x.kind, x.grade, x.title, x.regulator, x.date, x.as_of, x.url or x.doi] for x in chosen])
 
 
-@app.command()
+@_command()
 def check(
     patient: Annotated[Path, typer.Argument(help="Patient JSON (simple form) or a FHIR R4 Bundle JSON.")],
     drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.", metavar="NAME")] = None,
@@ -401,7 +438,7 @@ def _print_report(report: Any) -> None:
             con.print("  monitoring: " + "; ".join(f"{kb.display_name(m.test)} {m.date or m.when}" for m in a.monitoring[:8]))
 
 
-@app.command()
+@_command()
 def simulate(
     drug: Annotated[str | None, typer.Argument(help="The drug (omit to list which drugs can be simulated, and why not).")] = None,
     dose: Annotated[float | None, typer.Option("--dose", help="Dose in mg (default: the product's reference dose).", metavar="MG")] = None,
@@ -495,7 +532,7 @@ def _write_plot(plot: Path, data: bytes) -> None:
         raise JakinibError(f"--plot {plot}: cannot write: {exc.strerror or exc}") from None
 
 
-@app.command()
+@_command()
 def pathways(as_json: JsonOpt = False) -> None:
     """The JAK-STAT map: cytokine -> receptor -> JAKs -> STATs -> cells -> clinical meaning."""
     kb = _kb()
@@ -506,7 +543,7 @@ def pathways(as_json: JsonOpt = False) -> None:
            [[p.cytokine, p.receptor, "/".join(p.jaks), ", ".join(p.stats), ", ".join(p.cells), p.clinical] for p in kb.pathways])
 
 
-@app.command("compare-pathways")
+@_command("compare-pathways")
 def compare_pathways(
     specs: Annotated[list[str], typer.Argument(help="DRUG or DRUG:MG:HOURS, two or more.")],
     plot: Annotated[Path | None, typer.Option(help="Write the heat map (.svg or .png).", metavar="FILE")] = None,
@@ -538,7 +575,7 @@ def compare_pathways(
              *[("—" if p["avg_inhibition_pct"] is None else f"{p['avg_inhibition_pct']:.0f}") for p in r["pathways"]]] for r in rows])
 
 
-@app.command()
+@_command()
 def screen(
     source: Annotated[Path, typer.Argument(metavar="INPUT", help="Bulk export folder, Bundle-per-line .ndjson[.gz], .csv or .parquet.")],
     drug: Annotated[list[str] | None, typer.Option("--drug", help="Drug to assess (repeatable); default all.", metavar="NAME")] = None,
@@ -569,7 +606,7 @@ def _date_option(name: str, value: str | None) -> Any:
         raise JakinibError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-@app.command()
+@_command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", metavar="PORT")] = 8000,
@@ -631,7 +668,7 @@ def _database_errors(url: str) -> Iterator[None]:
         raise JakinibError(f"cannot open the database {shown}: {reason}") from None
 
 
-@app.command()
+@_command()
 def feedback(
     config: Annotated[Path | None, typer.Option(help="Settings TOML (or $JAKINIB_CONFIG).", metavar="FILE.toml")] = None,
     as_json: JsonOpt = False,
@@ -653,7 +690,7 @@ def feedback(
              "; ".join(f"{k}: {v}" for k, v in r["override_reasons"].items())] for r in rows])
 
 
-@kb_app.command("validate")
+@_command("validate", group="kb")
 def kb_validate(
     data_dir: Annotated[Path | None, typer.Option(help="Validate this data folder instead of the bundled one.",
                                                   metavar="DIR")] = None,
@@ -670,7 +707,7 @@ def kb_validate(
                      f"{stats['sources']} sources, {stats['citations']} citations")
 
 
-@kb_app.command("export")
+@_command("export", group="kb")
 def kb_export(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="New (or empty) folder to write the data files into.")],
     as_json: JsonOpt = False,
@@ -695,7 +732,7 @@ def kb_export(
                      highlight=False)
 
 
-@kb_app.command("stats")
+@_command("stats", group="kb")
 def kb_stats(as_json: JsonOpt = False) -> None:
     """Counts, uncited facts (always 0: the schema refuses them), verification grades and the review date."""
     stats = _kb().stats()
@@ -707,7 +744,7 @@ def kb_stats(as_json: JsonOpt = False) -> None:
 
 
 # ---- kb review: what rests on what (provenance, sign-offs) -----------------------------------------------
-@kb_app.command("review")
+@_command("review", group="kb")
 def kb_review(
     drug: Annotated[str | None, typer.Option(help="Generic, brand or synonym; default every drug.", metavar="NAME")] = None,
     regulator: Annotated[str | None, typer.Option(help="FDA, EMA, TGA, PMDA, MHRA, Medsafe, HealthCanada, NMPA.")] = None,
@@ -752,7 +789,7 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         if not _run_direct(sys.argv[1:]):
-            app(standalone_mode=False)
+            _typer_app()(standalone_mode=False)
     except JakinibError as exc:
         _fail(str(exc), error_kind=exc)
     except SystemExit:
@@ -783,9 +820,9 @@ DIRECT_COMMANDS = ("drug", "check")
 def _run_direct(argv: list[str]) -> bool:
     """Run ``drug`` or ``check`` straight from ``argv`` and return True; False for anything else (Typer runs it).
 
-    Typer builds every command's parameters, and a pydantic validator for each one it converts, before it runs
-    any command: about a sixth of ``jakinib drug NAME``'s start-up. For the commonest queries the arguments are
-    read here instead, by :func:`_direct_call`, from Typer's own reading of the command's signature."""
+    Importing Typer, building every command's parameters and a pydantic validator for each one it converts
+    cost about a quarter of ``jakinib drug NAME``'s start-up. For the commonest queries the arguments are read
+    here instead, by :func:`_direct_call`, from the same annotations Typer reads (:func:`_direct_spec`)."""
     call = _direct_call(argv)
     if call is None:
         return False
@@ -839,47 +876,74 @@ def _direct_call(argv: list[str]) -> tuple[Any, dict[str, Any]] | None:
     return command, kwargs
 
 
+class _Declared:
+    """What a command's ``typer.Option(...)`` / ``typer.Argument(...)`` annotation says, read without Typer."""
+
+    def __init__(self, kind: str, *decls: str, **settings: Any) -> None:
+        self.kind, self.decls, self.settings = kind, decls, settings
+
+
+class _ReadTyper:
+    """Stands in for ``typer`` while :func:`_direct_spec` evaluates a command's annotations."""
+
+    @staticmethod
+    def Option(*decls: str, **settings: Any) -> _Declared:
+        return _Declared("option", *decls, **settings)
+
+    @staticmethod
+    def Argument(*decls: str, **settings: Any) -> _Declared:
+        return _Declared("argument", *decls, **settings)
+
+
 def _direct_spec(command: Any) -> tuple[list[tuple[str, Any]], dict[str, tuple[str, Any, bool, bool]]] | None:
-    """The command's positional arguments and options as Typer reads its signature, or None when any parameter is
-    of a kind :func:`_run_direct` does not take (then Typer runs the command)."""
+    """The command's positional arguments and options as its annotations declare them for Typer (in ``Annotated``,
+    an Option's positional arguments are its names; without any, ``--name``), or None when any parameter is of a
+    kind :func:`_run_direct` does not take (then Typer runs the command). ``tests/test_startup_imports.py`` holds
+    this reading to Typer's: both routes print the same for every command line tried."""
+    import inspect
     import types
     import typing
 
-    from typer.models import ArgumentInfo, OptionInfo
-    from typer.utils import get_params_from_function
-
+    hints = typing.get_type_hints(command, globalns={**globals(), "typer": _ReadTyper, "JsonOpt": _json_opt(_ReadTyper)},
+                                  include_extras=True)
     converters = {str: str, Path: Path}
     positional: list[tuple[str, Any]] = []
     options: dict[str, tuple[str, Any, bool, bool]] = {}
-    for name, meta in get_params_from_function(command).items():
-        info, kind = meta.default, meta.annotation
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        if isinstance(info, OptionInfo):
-            if info.callback or info.envvar or info.is_eager or info.count or info.hidden:
-                return None
-            decls = list(info.param_decls or ()) or [f"--{name.replace('_', '-')}"]
-            if any("/" in d or not d.startswith("--") for d in decls):
-                return None
-            if kind is bool:
-                entry = (name, None, False, False)
-            elif typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
-                inner = args[0]
-                if typing.get_origin(inner) is list and typing.get_args(inner)[0] in converters:
-                    entry = (name, converters[typing.get_args(inner)[0]], True, True)
-                elif inner in converters:
-                    entry = (name, converters[inner], True, False)
-                else:
-                    return None
-            else:
-                return None
-            for d in decls:
-                options[d] = entry
-        elif isinstance(info, ArgumentInfo) or info is meta.empty:
-            if kind not in converters:
+    for name, param in inspect.signature(command).parameters.items():
+        hint = hints[name]
+        declared = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, _Declared)]
+        kind = typing.get_args(hint)[0] if declared else hint
+        info = declared[0] if len(declared) == 1 else None
+        if len(declared) > 1 or (info and set(info.settings) - {"help", "metavar"}):
+            return None
+        is_option = info.kind == "option" if info else param.default is not param.empty
+        if not is_option:
+            if kind not in converters or param.kind is not param.POSITIONAL_OR_KEYWORD:
                 return None
             positional.append((name, converters[kind]))
+            continue
+        decls = list(info.decls) if info else []
+        if not decls:
+            if kind is bool:
+                return None  # Typer makes it --name/--no-name
+            decls = [f"--{name.replace('_', '-')}"]
+        if any("/" in d or not d.startswith("--") for d in decls):
+            return None  # on/off pairs and short names: left to Typer
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if kind is bool:
+            entry: tuple[str, Any, bool, bool] = (name, None, False, False)
+        elif typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+            inner = args[0]
+            if typing.get_origin(inner) is list and typing.get_args(inner)[0] in converters:
+                entry = (name, converters[typing.get_args(inner)[0]], True, True)
+            elif inner in converters:
+                entry = (name, converters[inner], True, False)
+            else:
+                return None
         else:
             return None
+        for d in decls:
+            options[d] = entry
     return positional, options
 
 

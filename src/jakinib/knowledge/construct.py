@@ -49,6 +49,29 @@ def dump(value: Any) -> Any:
     return value
 
 
+def to_json(value: Any) -> Any:
+    """``model.model_dump(mode="json", by_alias=True, exclude_none=True)`` for the schema's models, without pydantic.
+
+    The schema's models defer building their validators and serializers to first use, and the first
+    ``model_dump`` of a model builds both (with pydantic's plugin discovery): more at start-up than the rest of
+    ``jakinib drug NAME``'s work. ``tests/test_knowledge.py`` holds this equal to ``model_dump`` on every object
+    of the knowledge base."""
+    if isinstance(value, BaseModel):
+        out = {}
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if item is not None:
+                out[info.alias or name] = to_json(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 @functools.cache
 def converter(annotation: Any) -> Convert:
     """A function turning JSON data into a value of ``annotation`` (built once per annotation)."""

@@ -10,7 +10,11 @@ from jakinib.knowledge.base import KnowledgeBase
 
 
 def _dump(model: Any) -> Any:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """``model_dump(mode="json", by_alias=True, exclude_none=True)``, by :func:`jakinib.knowledge.construct.to_json`
+    (pydantic's serializer costs more to build at start-up than ``jakinib drug NAME`` does with it)."""
+    from jakinib.knowledge.construct import to_json
+
+    return to_json(model)
 
 
 def boxed_warning_json(lab: s.Label) -> dict[str, Any] | None:
