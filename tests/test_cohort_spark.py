@@ -32,7 +32,7 @@ def test_every_rule_agrees_on_spark(spark, battery):  # noqa: F811
     frames = [facts_frame(samples).with_columns(pl.lit(i).alias("_rule")) for i, (_, samples, _) in enumerate(battery)]
     sdf = spark.createDataFrame(pl.concat(frames).to_arrow())
     exprs = [c.predicate(rule.when, be).alias(f"v{i}") for i, (rule, _, _) in enumerate(battery)]
-    rows = pl.from_arrow(sdf.select(be.col("_rule"), *exprs).toArrow())
+    rows = pl.from_arrow(sdf.select(be.col("_rule").alias("_rule"), *exprs).toArrow())
     offset = 0
     for i, (rule, samples, want) in enumerate(battery):
         answers = rows[offset: offset + len(samples)]

@@ -30,6 +30,8 @@ from jakinib.knowledge import schema as s
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety import engine, renal
 
+WORD = 64
+"""Bits in a packed word of conditions (``words``)."""
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
 
@@ -96,67 +98,189 @@ class PolarsBackend:
     def size(self, column: Any) -> Any:
         return column.list.len()
 
+    def words(self, conds: Sequence[Any], prefix: str = "_w") -> list[Any]:
+        """Conditions packed into the bits of ``UInt64`` words ``_w0, _w1, ...`` (bit k of word j: condition 64j+k)."""
+        pl = self.pl
+        one, zero = (lambda k: pl.lit(1 << k, dtype=pl.UInt64)), pl.lit(0, dtype=pl.UInt64)
+        return [pl.sum_horizontal([pl.when(w).then(one(k)).otherwise(zero) for k, w in enumerate(conds[j:j + WORD])])
+                .alias(f"{prefix}{j // WORD}") for j in range(0, len(conds), WORD)]
+
+
+class Sql:
+    """A Spark SQL expression as text, with the operators of a Column (every binary operation parenthesised, so the
+    evaluation order is the expression's own). Building text costs microseconds where each Column operation is a call
+    into the JVM; Spark parses a whole column at once (``SparkBackend.select``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _op(self, op: str, other: Any, right: bool = False) -> Sql:
+        a, b = self.text, _sql(other).text
+        return Sql(f"({b} {op} {a})" if right else f"({a} {op} {b})")
+
+    def __and__(self, other: Any) -> Sql:
+        return self._op("AND", other)
+
+    def __or__(self, other: Any) -> Sql:
+        return self._op("OR", other)
+
+    def __invert__(self) -> Sql:
+        return Sql(f"(NOT {self.text})")
+
+    def __eq__(self, other: Any) -> Sql:  # type: ignore[override]
+        return self._op("=", other)
+
+    def __ne__(self, other: Any) -> Sql:  # type: ignore[override]
+        return Sql(f"(NOT ({self.text} = {_sql(other).text}))")
+
+    def __lt__(self, other: Any) -> Sql:
+        return self._op("<", other)
+
+    def __le__(self, other: Any) -> Sql:
+        return self._op("<=", other)
+
+    def __gt__(self, other: Any) -> Sql:
+        return self._op(">", other)
+
+    def __ge__(self, other: Any) -> Sql:
+        return self._op(">=", other)
+
+    def __add__(self, other: Any) -> Sql:
+        return self._op("+", other)
+
+    def __radd__(self, other: Any) -> Sql:
+        return self._op("+", other, right=True)
+
+    def __sub__(self, other: Any) -> Sql:
+        return self._op("-", other)
+
+    def __rsub__(self, other: Any) -> Sql:
+        return self._op("-", other, right=True)
+
+    def __mul__(self, other: Any) -> Sql:
+        return self._op("*", other)
+
+    def __rmul__(self, other: Any) -> Sql:
+        return self._op("*", other, right=True)
+
+    def __truediv__(self, other: Any) -> Sql:
+        return self._op("/", other)
+
+    def __rtruediv__(self, other: Any) -> Sql:
+        return self._op("/", other, right=True)
+
+    def __pow__(self, other: Any) -> Sql:
+        return Sql(f"power({self.text}, {_sql(other).text})")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def cast(self, to: str) -> Sql:
+        return Sql(f"CAST({self.text} AS {to})")
+
+    def alias(self, name: str) -> Any:
+        """A pyspark Column of this expression named ``name``."""
+        from pyspark.sql import functions as F
+
+        return F.expr(f"{self.text} AS `{name}`")
+
+
+def _sql(value: Any) -> Sql:
+    """A Python value as a Spark SQL literal (types as ``F.lit`` gives them: int, bigint, double, string, boolean)."""
+    if isinstance(value, Sql):
+        return value
+    if value is None:
+        return Sql("NULL")
+    if isinstance(value, bool):
+        return Sql("TRUE" if value else "FALSE")
+    if isinstance(value, int):
+        return Sql(str(value) if -(1 << 31) <= value < (1 << 31) else f"{value}L")
+    if isinstance(value, float):
+        return Sql(f"{value!r}D" if math.isfinite(value) else f"CAST('{value}' AS DOUBLE)")
+    if isinstance(value, str):
+        return Sql("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+    raise TypeError(f"no Spark SQL literal for {value!r}")
+
 
 class SparkBackend:
-    """Column expressions for PySpark (column names hold dots, so they are back-quoted)."""
+    """Spark SQL expressions (:class:`Sql`; column names hold dots, so they are back-quoted)."""
 
     name = "spark"
 
     def __init__(self, finding_ids: Sequence[str] = ()) -> None:
-        from pyspark.sql import functions as F
+        self.leaves: dict[str, tuple[str, Any]] | None = None  # as PolarsBackend.leaves
 
-        self.F = F
+    @staticmethod
+    def select(df: Any, columns: dict[str, Sql], keep: bool = True) -> Any:
+        """``df`` with these columns (after its own when ``keep``): one parse of each column's text in the JVM."""
+        return df.selectExpr(*(["*"] if keep else []), *[f"{e.text} AS `{k}`" for k, e in columns.items()])
 
-    def col(self, name: str) -> Any:
-        return self.F.col(f"`{name}`")
+    def col(self, name: str) -> Sql:
+        return Sql(f"`{name}`")
 
-    def lit(self, value: Any) -> Any:
-        return self.F.lit(value)
+    def lit(self, value: Any) -> Sql:
+        return _sql(value)
 
     string = "string"
 
-    def unknown(self) -> Any:
-        return self.F.lit(None).cast("boolean")
+    def unknown(self) -> Sql:
+        return Sql("CAST(NULL AS BOOLEAN)")
 
-    def finding(self, rule_id: str) -> Any:
-        return self.F.lit(rule_id)
+    def finding(self, rule_id: str) -> Sql:
+        return _sql(rule_id)
 
-    def when(self, cases: Sequence[tuple[Any, Any]], otherwise: Any = None) -> Any:
-        F = self.F
+    def when(self, cases: Sequence[tuple[Any, Any]], otherwise: Any = None) -> Sql:
         if not cases:
-            return otherwise if otherwise is not None else F.lit(None)
-        chain: Any = F
-        for cond, value in cases:
-            chain = chain.when(cond, value)
-        return chain.otherwise(otherwise if otherwise is not None else F.lit(None))
+            return _sql(otherwise)
+        arms = " ".join(f"WHEN {_sql(c).text} THEN {_sql(v).text}" for c, v in cases)
+        return Sql(f"CASE {arms} ELSE {_sql(otherwise).text} END")
 
-    def has(self, column: Any, value: str) -> Any:
-        return self.F.array_contains(column, value)
+    def has(self, column: Sql, value: str) -> Sql:
+        return Sql(f"array_contains({column.text}, {_sql(value).text})")
 
-    def isin(self, column: Any, values: Sequence[Any]) -> Any:
-        return column.isin(list(values))
+    def isin(self, column: Sql, values: Sequence[Any]) -> Sql:
+        if not values:
+            return Sql("FALSE")  # Spark's In over an empty list
+        return Sql(f"({column.text} IN ({', '.join(_sql(v).text for v in values)}))")
 
-    def is_null(self, column: Any) -> Any:
-        return column.isNull()
+    def is_null(self, column: Sql) -> Sql:
+        return Sql(f"({_sql(column).text} IS NULL)")
 
-    def least(self, items: Sequence[Any]) -> Any:
-        return items[0] if len(items) == 1 else self.F.least(*items)
+    def least(self, items: Sequence[Any]) -> Sql:
+        return _sql(items[0]) if len(items) == 1 else Sql(f"least({', '.join(_sql(x).text for x in items)})")
 
-    def coalesce(self, *items: Any) -> Any:
-        return self.F.coalesce(*items)
+    def coalesce(self, *items: Any) -> Sql:
+        return Sql(f"coalesce({', '.join(_sql(x).text for x in items)})")
 
-    def null_number(self) -> Any:
-        return self.F.lit(None).cast("double")
+    def null_number(self) -> Sql:
+        return Sql("CAST(NULL AS DOUBLE)")
 
-    def collect(self, items: Sequence[Any]) -> Any:
-        F = self.F
+    def collect(self, items: Sequence[Any]) -> Sql:
         if not items:
-            return F.array().cast("array<string>")
-        arrays = [F.array(x.cast("string")) for x in items]
-        return F.array_compact(F.concat(*arrays))
+            return Sql("CAST(array() AS ARRAY<STRING>)")
+        return Sql(f"array_compact(concat({', '.join(f'array(CAST({_sql(x).text} AS STRING))' for x in items)}))")
 
-    def size(self, column: Any) -> Any:
-        return self.F.size(column)
+    def size(self, column: Sql) -> Sql:
+        return Sql(f"size({column.text})")
+
+    def words(self, conds: Sequence[Any], prefix: str = "_w") -> dict[str, Sql]:
+        """As ``PolarsBackend.words``, in signed 64-bit longs (bit 63 is the sign bit: read them back as unsigned),
+        by name."""
+        def bit(k: int) -> str:
+            return f"{1 << k}L" if k < WORD - 1 else f"shiftleft(1L, {k})"
+
+        def either(terms: list[str]) -> str:  # a balanced OR tree (shallow expressions)
+            while len(terms) > 1:
+                terms = [f"({terms[i]} | {terms[i + 1]})" if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+            return terms[0]
+
+        return {f"{prefix}{j // WORD}": Sql(either([f"CASE WHEN {_sql(w).text} THEN {bit(k)} ELSE 0L END"
+                                                     for k, w in enumerate(conds[j:j + WORD])]))
+                for j in range(0, len(conds), WORD)}
 
 
 def backend(name: str, finding_ids: Sequence[str] = ()) -> PolarsBackend | SparkBackend:
@@ -296,12 +420,13 @@ def finding_ids(kb: KnowledgeBase) -> list[str]:
 
 
 def plan(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | None, be: Any,
-         stage: list[dict[str, Any]] | None = None) -> Plan:
+         stage: list[dict[str, Any]] | None = None, tag: str = "") -> Plan:
     """The compiled ``engine.assess`` for one drug under one regulator, for rows with this indication.
 
     With ``stage`` (a list of three empty dicts), the renal readings (layers 0 and 1) and each rule's truth value
     (layer 2, ``_r<i>``) are put there as columns of their own and referenced, so a caller computes the layers in
-    order and the assessment over them (each predicate is then evaluated once per row).
+    order and the assessment over them (each predicate is then evaluated once per row); ``tag`` starts their names,
+    so the layers of several plans can share one frame.
     """
     product = engine.choose_product(kb, drug, regulator, indication)
     label = kb.label(product.id, regulator)
@@ -341,13 +466,13 @@ def plan(kb: KnowledgeBase, drug: s.DrugFile, regulator: str, indication: str | 
     # rules: fired -> the rule's status; unknown -> caution. Renal rules read the value renal.decide reads them with.
     rules = [(i, r) for i, r in enumerate(kb.rules_for(product.id, regulator))
              if not r.indications or indication in r.indications]
-    renal_plan = _renal(rules, be, stage)
+    renal_plan = _renal(rules, be, stage, tag)
     fired: dict[int, int] = {}
     for i, rule in rules:
         value = renal_plan.values[i] if rule.renal is not None else predicate(rule.when, be)
         if stage is not None:
-            stage[2][f"_r{i}"] = value
-            value = be.col(f"_r{i}")
+            stage[2][f"_{tag}r{i}"] = value
+            value = be.col(f"_{tag}r{i}")
         fired[i] = conds.add(value)
         cands.append(Candidate(rule.id, rule.status, fired[i]))
         cands.append(Candidate(rule.id, "caution", conds.add(be.is_null(value))))
@@ -438,7 +563,7 @@ def _reading(basis: s.RenalBasis, cuts: tuple[float, ...], be: Any) -> tuple[Any
     return value, by_crcl
 
 
-def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]] | None) -> RenalPlan:
+def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]] | None, tag: str = "") -> RenalPlan:
     """``renal.decide`` as columns: rules grouped by (measure, indexed), each group read once, its cut-offs from
     ``renal.thresholds`` and the surrogate margin from ``renal.margin``."""
     groups: dict[tuple[str, bool | None], list[tuple[int, s.Rule]]] = {}
@@ -451,14 +576,14 @@ def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]]
         cuts = renal.thresholds([r for _, r in group], name)
         value, surrogate = _reading(group[0][1].renal, cuts, be)  # type: ignore[arg-type]
         if stage is not None:
-            stage[0].update({f"_g{g}v": value, f"_g{g}s": surrogate})
-            value, surrogate = be.col(f"_g{g}v"), be.col(f"_g{g}s")
+            stage[0].update({f"_{tag}g{g}v": value, f"_{tag}g{g}s": surrogate})
+            value, surrogate = be.col(f"_{tag}g{g}v"), be.col(f"_{tag}g{g}s")
         lo, hi = renal.margin(value)
         near = surrogate & reduce(operator.or_, [(lo <= be.lit(t)) & (be.lit(t) <= hi) for t in cuts], be.lit(False))
         applied = be.when([(near, lo)], value)
         if stage is not None:
-            stage[1][f"_g{g}n"], stage[1][f"_g{g}a"] = near, applied
-            near, applied = be.col(f"_g{g}n"), be.col(f"_g{g}a")
+            stage[1][f"_{tag}g{g}n"], stage[1][f"_{tag}g{g}a"] = near, applied
+            near, applied = be.col(f"_{tag}g{g}n"), be.col(f"_{tag}g{g}a")
         nulls = {other: be.null_number() for other in renal.RENAL_FIELDS}
         for i, rule in group:
             plan.values[i] = predicate(rule.when, be, {**nulls, name: applied})

@@ -140,58 +140,77 @@ def gap_items(kb: KnowledgeBase, product: str, regulator: str, today: dt.date, r
     return items
 
 
-def _long(pl: Any, part: Any, items: list[Gap]) -> Any:
-    """One row per (row, gap that applies), in item order: ``_key``, ``_k`` and the gap's fields. Every item's
-    condition and fields are computed in one pass over the rows, then each item's rows are taken."""
+STRUCT = {"gap": "String", "rule": "String", "sources": "String", "due": "Date", "overdue_days": "Int64"}
+ITEMS = 1 << 12
+"""At most this many gap items per (product, regulator): ``_s`` = row * ITEMS + item orders the long form."""
+
+
+def _long(pl: Any, part: Any, items: list[Gap]) -> list[Any]:
+    """One lazy frame per item of the rows of ``part`` it applies to: ``_n`` (the row), ``_s`` (the sort key: row,
+    then item order) and the gap's fields, each computed on those rows only."""
     def lit(v: Any) -> Any:
         return pl.lit(v) if isinstance(v, str) else v
 
-    wide = part.select(pl.col("_key"), *[e for k, g in enumerate(items) for e in (
-        g.when.fill_null(False).alias(f"_c{k}"), lit(g.gap).cast(pl.String).alias(f"_g{k}"),
-        lit(g.rule).cast(pl.String).alias(f"_r{k}"), lit(g.sources).cast(pl.String).alias(f"_s{k}"),
-        (g.due if g.due is not None else pl.lit(None)).cast(pl.Date).alias(f"_d{k}"),
-        (g.overdue if g.overdue is not None else pl.lit(None)).cast(pl.Int64).alias(f"_o{k}"))]).collect()
-    frames = [wide.lazy().filter(pl.col(f"_c{k}")).select(
-        pl.col("_key"), pl.lit(k, dtype=pl.UInt16).alias("_k"), pl.col(f"_g{k}").alias("gap"), pl.col(f"_r{k}").alias("rule"),
-        pl.col(f"_s{k}").alias("sources"), pl.col(f"_d{k}").alias("due"), pl.col(f"_o{k}").alias("overdue_days"))
-        for k in range(len(items))]
-    return pl.concat(frames)
+    assert len(items) < ITEMS
+    return [part.lazy().filter(g.when.fill_null(False)).select(
+        pl.col("_n"), (pl.col("_n").cast(pl.UInt64) * ITEMS + k).alias("_s"), lit(g.gap).cast(pl.String).alias("gap"),
+        lit(g.rule).cast(pl.String).alias("rule"), lit(g.sources).cast(pl.String).alias("sources"),
+        (g.due if g.due is not None else pl.lit(None)).cast(pl.Date).alias("due"),
+        (g.overdue if g.overdue is not None else pl.lit(None)).cast(pl.Int64).alias("overdue_days"))
+        for k, g in enumerate(items)]
 
 
 def _dose_sources(label: s.Label | None) -> list[str]:
     return sorted({c for d in label.doses for c in d.sources}) if label is not None else ["seed"]
 
 
-def add_gaps(kb: KnowledgeBase, rows: Any, table: Any, today: dt.date) -> Any:
-    """The screen's rows: ``assess.unsorted`` rows with ``gaps`` (ids), ``gap_details``, ``max_overdue_days`` and the
-    current dose and start, sorted by patient, regulator and drug. Gaps are computed on the current-drug rows only,
-    with their inputs taken from ``table`` by row number."""
+def add_gaps(kb: KnowledgeBase, ev: Any, table: Any, today: dt.date) -> Any:
+    """The screen's rows: the assessment (``assess.Evaluated``, in its final order) with ``gaps`` (ids), ``gap_details``,
+    ``max_overdue_days`` and the current dose and start. Gaps are computed on the current-drug rows only, with their
+    inputs taken from ``table`` by row number, in long form (one row per gap), and placed by position: the list
+    columns are built from the long form's values and offsets (the other rows get empty lists and nulls)."""
+    import numpy as np
     import polars as pl
 
-    from jakinib.cohort.assess import ORDER
-
-    struct = pl.Struct({"gap": pl.String, "rule": pl.String, "sources": pl.String, "due": pl.Date, "overdue_days": pl.Int64})
+    struct = pl.Struct({k: getattr(pl, t) for k, t in STRUCT.items()})
     rule_sources = {r.id: list(r.sources) for r in kb.rules}
-    rows = rows.sort("_key")  # the output order; gaps are then placed by position, not by a second sort
-    mask = rows["current"]
-    current = rows.filter(mask)
-    current = pl.concat([current, table.select(pl.col(list(INPUTS)).gather(current["_i"]))], how="horizontal")
-    long = [_long(pl, current.lazy().filter((pl.col("product") == product) & (pl.col("regulator") == regulator)),
-                  gap_items(kb, product, regulator, today, rule_sources))
-            for product, regulator in current.select("product", "regulator").unique().rows()]
-    details = (pl.concat(long).collect().sort(["_key", "_k"]).group_by("_key", maintain_order=True)
-               .agg(pl.struct("gap", "rule", "sources", "due", "overdue_days").alias("gap_details")) if long else
-               pl.DataFrame(schema={"_key": pl.UInt64, "gap_details": pl.List(struct)}))
-    current = current.join(details, on="_key", how="left", maintain_order="left").with_columns(
-        pl.col("gap_details").fill_null(pl.lit([], dtype=pl.List(struct))))
-    current = current.select(
-        pl.col("gap_details").list.eval(pl.element().struct.field("gap")).alias("gaps"), pl.col("gap_details"),
-        pl.col("gap_details").list.eval(pl.element().struct.field("overdue_days")).list.max().alias("max_overdue_days"),
-        pl.col("jak_dose_mg").alias("current_dose_mg"), pl.col("jak_every_h").alias("current_every_h"),
-        pl.col("jak_start").alias("start"))
-    # row k of ``current`` is the k-th current row of ``rows``: gather it there, nothing elsewhere
-    at = pl.select(pl.when(mask).then(mask.cast(pl.UInt32).cum_sum() - 1)).to_series()
-    empty_gaps, empty_details = pl.lit([], dtype=pl.List(pl.String)), pl.lit([], dtype=pl.List(struct))
-    out = rows.with_columns(current[c].gather(at) for c in current.columns).with_columns(
-        pl.col("gaps").fill_null(empty_gaps), pl.col("gap_details").fill_null(empty_details))
-    return out.drop(list(ORDER))
+    rows = ev.rows(table)
+    at = np.flatnonzero(ev.verdicts["current"].to_numpy()[ev.gid])  # output rows of a current drug, in output order
+    current = pl.concat([ev.verdicts.select("product", "regulator", "status", "screening_missing", "dose_mg", "dose_every_h",
+                                            "dose_rule")[pl.Series(ev.gid[at])],
+                         table.select(list(INPUTS))[pl.Series(ev.row[at])]], how="horizontal").with_row_index("_n")
+    frames = [f for (product, regulator), part in current.group_by("product", "regulator")
+              for f in _long(pl, part, gap_items(kb, str(product), str(regulator), today, rule_sources))]
+    long = (pl.concat(pl.collect_all(frames)).sort("_s") if frames else
+            pl.DataFrame(schema={"_n": pl.UInt32, "_s": pl.UInt64, **{k: getattr(pl, t) for k, t in STRUCT.items()}}))
+    lengths = np.bincount(long["_n"].to_numpy(), minlength=current.height)
+    most = long.group_by("_n").agg(pl.col("overdue_days").max())
+    overdue = pl.Series("max_overdue_days", [None] * current.height, dtype=pl.Int64).scatter(most["_n"], most["overdue_days"])
+    return rows.with_columns(
+        _spread_lists("gaps", long["gap"], lengths, at, rows.height),
+        _spread_lists("gap_details", long.select(pl.struct(*STRUCT).alias("d"))["d"], lengths, at, rows.height).cast(pl.List(struct)),
+        _spread(overdue, at, rows.height), _spread(current["jak_dose_mg"].alias("current_dose_mg"), at, rows.height),
+        _spread(current["jak_every_h"].alias("current_every_h"), at, rows.height),
+        _spread(current["jak_start"].alias("start"), at, rows.height))
+
+
+def _spread_lists(name: str, values: Any, lengths: Any, at: Any, total: int) -> Any:
+    """A list column of ``total`` rows: row ``at[k]`` holds the next ``lengths[k]`` of ``values`` (in order), every
+    other row an empty list (the offsets are built around the values, which are not copied row by row)."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    full = np.zeros(total, dtype=np.int64)
+    full[at] = lengths
+    offsets = np.zeros(total + 1, dtype=np.int64)
+    np.cumsum(full, out=offsets[1:])
+    return pl.Series(name, pa.LargeListArray.from_arrays(pa.array(offsets), values.rechunk().to_arrow()))
+
+
+def _spread(values: Any, at: Any, total: int) -> Any:
+    """A column of ``total`` rows with ``values`` at rows ``at`` and null elsewhere."""
+    import polars as pl
+
+    full = pl.select(pl.repeat(None, total, dtype=values.dtype).alias(values.name)).to_series()
+    return full.scatter(at, values) if len(at) else full

@@ -66,7 +66,7 @@ def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequenc
     if engine == "polars":
         from jakinib.cohort import assess
 
-        return g.add_gaps(kb, assess.unsorted(kb, table, drugs, regulators), table, today)
+        return g.add_gaps(kb, assess.evaluate(kb, table, drugs, regulators), table, today)
     if engine == "spark":
         from jakinib.cohort import spark
 
@@ -94,18 +94,20 @@ def summarise(rows: Any, patients: int, regulators: Sequence[str], drugs: Sequen
 
     # the few columns the counts read (grouping the whole table would copy every column of every row)
     thin = rows.select("drug", "regulator", "status", "current", (pl.col("current") & (pl.col("gaps").list.len() > 0)).alias("_gaps"))
-    current = rows.filter(pl.col("current"))
-    gap_rows = current.select("id", "drug", "regulator", pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap")
+    current = rows.select("id", "drug", "regulator", "status", "gaps", "max_overdue_days", "current").filter(pl.col("current"))
+    gap_rows = current.select(pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap")
     by_drug = {str(d): (int(on), int(g)) for d, on, g in
                thin.group_by("drug").agg(pl.col("current").sum(), pl.col("_gaps").sum()).iter_rows()}
     per_drug = {d: {"statuses": st, "on_it": by_drug[d][0], "with_gaps": by_drug[d][1]} for d, st in nested(thin, "drug").items()}
     by_reg = {str(r): int(g) for r, g in thin.group_by("regulator").agg(pl.col("_gaps").sum()).iter_rows()}
     per_reg = {r: {"statuses": st, "current_with_gaps": by_reg[r]} for r, st in nested(thin, "regulator").items()}
     rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    risk = (current.with_columns(pl.col("status").cast(pl.String).replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
-                                 pl.col("gaps").list.len().alias("_gaps"))
-            .sort(["_rank", "_gaps", "max_overdue_days", "id"], descending=[False, True, True, False], nulls_last=True)
-            .head(MOST_AT_RISK))
+    order = current.select(pl.col("status").cast(pl.String).replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
+                           pl.col("gaps").list.len().alias("_gaps"), "max_overdue_days", "id", pl.int_range(pl.len()).alias("_k"))
+    top = (order.sort(["_rank", "_gaps", "max_overdue_days", "id"], descending=[False, True, True, False], nulls_last=True,
+                       maintain_order=True)
+           .head(MOST_AT_RISK))["_k"]  # only the first few rows are gathered
+    risk = current[top]
     return {
         "today": today.isoformat(), "patients": patients, "rows": rows.height, "drugs": list(drugs),
         "regulators": list(regulators), "on_a_jak_inhibitor": int(current["id"].n_unique()) if current.height else 0,

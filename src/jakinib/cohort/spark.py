@@ -1,8 +1,11 @@
-"""The Spark engine: the same cohort table and the same compiled expressions (``compile.SparkBackend``) on PySpark,
+"""The Spark engine: the same cohort table and the same compiled plans (``compile.SparkBackend``) on PySpark,
 ``local[*]`` by default or a cluster by ``--master``. Install with ``pip install 'jakinib[spark]'`` (needs Java).
 
-The cohort table is read and flattened as for Polars (``read.py``), handed to Spark as Arrow, assessed there, and the
-care gaps of the (much smaller) current-drug rows are added by ``gaps.py`` on the collected result.
+The cohort table is read and flattened as for Polars (``read.py``) and handed to Spark as Arrow. Spark does the
+per-row work: every predicate leaf, renal reading and rule of every drug, packed into words of condition bits (one
+query per regulator x indication partition, all drugs in it). The words come back as Arrow, and ``assess.finish``
+builds the output once per distinct word tuple exactly as for Polars (the plan's own ``build``), then the care gaps
+of the (much smaller) current-drug rows are added by ``gaps.py``.
 """
 
 from __future__ import annotations
@@ -38,49 +41,46 @@ def session(master: str | None = None) -> Any:
     return (SparkSession.builder.master(master or "local[*]").appName("jakinib-screen")
             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "8")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true").config("spark.driver.memory", "2g")
+            # the cohort arrives as local data: this rule would evaluate every plan on it inside the optimizer,
+            # interpreted, row by row on the driver (most of the time Spark took); without it the plan is compiled
+            .config("spark.sql.optimizer.excludedRules", "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation")
             .getOrCreate())
 
 
-def unsorted(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], master: str | None = None) -> Any:
-    """The compiled assessment on Spark; returns a Polars DataFrame shaped as ``assess.unsorted``'s."""
+def evaluate(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], master: str | None = None) -> Any:
+    """The compiled assessment on Spark, as ``assess.evaluate``'s :class:`~jakinib.cohort.assess.Evaluated`."""
     import polars as pl
-    from pyspark.sql import functions as F
 
-    from jakinib.cohort.assess import ORDER, empty, indexed
+    from jakinib.cohort import assess
 
     spark = session(master)
-    df, regs = indexed(table, regulators)
-    sdf = spark.createDataFrame(df.with_columns(pl.col("_i").cast(pl.Int64)).to_arrow())
-    be = c.SparkBackend()
+    df, row = assess.layout(table, regulators, drugs)
+    sdf = spark.createDataFrame(df.drop("_i").to_arrow())
+    rank = {d: k for k, d in enumerate(sorted(drugs))}
     combos = df.select("regulator", "indication").unique().sort(["regulator", "indication"], nulls_last=True).rows()
-    parts = []
-    polars_be = c.PolarsBackend(c.finding_ids(kb))
+    jobs, frames = [], []
     for reg, ind in combos:
-        part = sdf.filter((be.col("regulator") == reg) & (be.col("indication").isNull() if ind is None else be.col("indication") == ind))
-        for name in drugs:
-            stage: list[dict[str, Any]] = [{}, {}, {}]
-            exprs = c.assessment(kb, kb.drugs[name], reg, ind, be, stage)
-            staged = part
-            for layer in stage:
-                if layer:
-                    staged = staged.select("*", *[e.alias(k) for k, e in layer.items()])
-            parts.append(staged.select(be.col("_i").alias("_i"), be.col("id").alias("id"), be.col("regulator").alias("regulator"),
-                                       F.lit(name).alias("drug"), *[e.alias(k) for k, e in exprs.items()],
-                                       F.coalesce(be.col("jak") == F.lit(name), F.lit(False)).alias("current")))
-    schema = {"_i": pl.UInt32, **empty(kb, polars_be).schema}  # the Polars engine's types (an all-null column too)
-    if not parts:
-        return pl.DataFrame(schema={"_key": pl.UInt64, **schema}).select(*ORDER, *empty(kb, polars_be).columns)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    rows = pl.from_arrow(out.toArrow()).cast(schema).select(list(schema))
-    names = sorted(drugs)
-    key = (pl.col("_i").cast(pl.UInt64) * (len(regs) * len(names))
-           + pl.col("regulator").replace_strict({r: i for i, r in enumerate(regs)}, return_dtype=pl.UInt64) * len(names)
-           + pl.col("drug").replace_strict({d: i for i, d in enumerate(names)}, return_dtype=pl.UInt64))
-    return rows.with_columns(key.alias("_key")).select(*ORDER, *empty(kb, polars_be).columns)
+        be = c.SparkBackend()
+        be.leaves = {}
+        stage: list[dict[str, Any]] = [{}, {}, {}]
+        plans = [(k, name, c.plan(kb, kb.drugs[name], reg, ind, be, stage, tag=f"d{k}")) for k, name in enumerate(drugs)]
+        part = sdf.filter(str((be.col("regulator") == reg) & (be.is_null(be.col("indication")) if ind is None else be.col("indication") == ind)))
+        part = be.select(part, dict(be.leaves.values()))  # every predicate leaf once, for all the drugs
+        for layer in stage:
+            if layer:
+                part = be.select(part, layer)
+        words: dict[str, Any] = {"_p0": be.col("_p0")}
+        for k, name, p in plans:
+            words.update(be.words([*p.conditions, be.coalesce(be.col("jak") == be.lit(name), be.lit(False))], prefix=f"_d{k}w"))
+        got = pl.from_arrow(be.select(part, words, keep=False).toArrow())
+        for k, name, p in plans:
+            job = assess.Job(reg, name, p)
+            jobs.append(job)
+            frames.append(got.select((pl.col("_p0") + rank[name]).alias("_p"),
+                                     *[pl.col(f"_d{k}w{j}").reinterpret(signed=False).alias(w) for j, w in enumerate(job.keys)]))
+    return assess.finish(kb, jobs, frames, row)
 
 
 def run(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str], today: dt.date,
         master: str | None = None) -> Any:
-    return g.add_gaps(kb, unsorted(kb, table, drugs, regulators, master), table, today)
+    return g.add_gaps(kb, evaluate(kb, table, drugs, regulators, master), table, today)
