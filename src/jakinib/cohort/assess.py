@@ -73,8 +73,12 @@ def layout(table: Any, regulators: Sequence[str], drugs: Sequence[str]) -> tuple
 
     regs = sorted(regulators)
     n = len(drugs)
+    own = table["regulator"].is_not_null().to_numpy()
+    if not own.any() and len(regs) == 1:  # the common case: one regulator for all, no copy of the table
+        df = table.with_columns(pl.lit(regs[0], dtype=pl.String).alias("regulator")).with_row_index("_i").with_columns(
+            (pl.col("_i").cast(pl.Int64) * n).alias("_p0"))
+        return df, np.repeat(np.arange(table.height, dtype=np.int64), n)
     df = table.with_row_index("_i")
-    own = df["regulator"].is_not_null().to_numpy()
     per = np.where(own, 1, len(regs)).astype(np.int64)
     start = (np.cumsum(per) - per) * n
     df = df.with_columns(pl.Series("_p0", start))

@@ -185,7 +185,7 @@ def add_gaps(kb: KnowledgeBase, ev: Any, table: Any, today: dt.date) -> Any:
             pl.DataFrame(schema={"_n": pl.UInt32, "_s": pl.UInt64, **{k: getattr(pl, t) for k, t in STRUCT.items()}}))
     lengths = np.bincount(long["_n"].to_numpy(), minlength=current.height)
     most = long.group_by("_n").agg(pl.col("overdue_days").max())
-    overdue = pl.Series("max_overdue_days", [None] * current.height, dtype=pl.Int64).scatter(most["_n"], most["overdue_days"])
+    overdue = _spread(most["overdue_days"].alias("max_overdue_days"), most["_n"].to_numpy(), current.height)
     return rows.with_columns(
         _spread_lists("gaps", long["gap"], lengths, at, rows.height),
         _spread_lists("gap_details", long.select(pl.struct(*STRUCT).alias("d"))["d"], lengths, at, rows.height).cast(pl.List(struct)),

@@ -81,26 +81,38 @@ def summarise(rows: Any, patients: int, regulators: Sequence[str], drugs: Sequen
 
     from jakinib.knowledge.schema import STATUS_ORDER
 
-    def counts(df: Any, by: str) -> dict[str, int]:
-        pairs = [(str(k), int(v)) for k, v in df.group_by(by).len().iter_rows()]
-        return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
+    def ranked(pairs: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])))
 
-    def nested(df: Any, by: str) -> dict[str, dict[str, int]]:
+    def add(into: dict[Any, int], key: Any, n: int) -> None:
+        into[key] = into.get(key, 0) + n
+
+    # every count from one grouping of the few columns they read (a pass over the rows, not one per count)
+    cells = rows.group_by("drug", "regulator", "status", "current", (pl.col("current") & (pl.col("gaps").list.len() > 0)).alias("_gaps")).len()
+    statuses: dict[str, int] = {}
+    by: dict[str, dict[tuple[str, str], int]] = {"drug": {}, "regulator": {}}
+    on_it: dict[str, int] = {}
+    with_gaps: dict[str, dict[str, int]] = {"drug": {}, "regulator": {}}
+    for drug, reg, status, cur, gapped, n in cells.select("drug", "regulator", "status", "current", "_gaps", "len").iter_rows():
+        drug, reg, status = str(drug), str(reg), str(status)
+        add(statuses, status, n)
+        for kind, key in (("drug", drug), ("regulator", reg)):
+            add(by[kind], (key, status), n)
+            add(with_gaps[kind], key, n if gapped else 0)
+        add(on_it, drug, n if cur else 0)
+
+    def nested(kind: str) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for key, status, n in sorted(((str(k), str(st), int(n)) for k, st, n in df.group_by(by, "status").len().iter_rows()),
-                                     key=lambda x: (x[0], -x[2], x[1])):
+        for (key, status), n in sorted(by[kind].items(), key=lambda x: (x[0][0], -x[1], x[0][1])):
             out.setdefault(key, {})[status] = n
         return out
 
-    # the few columns the counts read (grouping the whole table would copy every column of every row)
-    thin = rows.select("drug", "regulator", "status", "current", (pl.col("current") & (pl.col("gaps").list.len() > 0)).alias("_gaps"))
     current = rows.select("id", "drug", "regulator", "status", "gaps", "max_overdue_days", "current").filter(pl.col("current"))
-    gap_rows = current.select(pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap")
-    by_drug = {str(d): (int(on), int(g)) for d, on, g in
-               thin.group_by("drug").agg(pl.col("current").sum(), pl.col("_gaps").sum()).iter_rows()}
-    per_drug = {d: {"statuses": st, "on_it": by_drug[d][0], "with_gaps": by_drug[d][1]} for d, st in nested(thin, "drug").items()}
-    by_reg = {str(r): int(g) for r, g in thin.group_by("regulator").agg(pl.col("_gaps").sum()).iter_rows()}
-    per_reg = {r: {"statuses": st, "current_with_gaps": by_reg[r]} for r, st in nested(thin, "regulator").items()}
+    gaps: dict[str, int] = {}
+    for gap, n in current.select(pl.col("gaps").alias("gap")).explode("gap").drop_nulls("gap").group_by("gap").len().iter_rows():
+        add(gaps, str(gap).split(":")[0], int(n))
+    per_drug = {d: {"statuses": st, "on_it": on_it[d], "with_gaps": with_gaps["drug"][d]} for d, st in nested("drug").items()}
+    per_reg = {r: {"statuses": st, "current_with_gaps": with_gaps["regulator"][r]} for r, st in nested("regulator").items()}
     rank = {s: i for i, s in enumerate(STATUS_ORDER)}
     order = current.select(pl.col("status").cast(pl.String).replace_strict(rank, return_dtype=pl.Int32).alias("_rank"),
                            pl.col("gaps").list.len().alias("_gaps"), "max_overdue_days", "id", pl.int_range(pl.len()).alias("_k"))
@@ -111,8 +123,7 @@ def summarise(rows: Any, patients: int, regulators: Sequence[str], drugs: Sequen
     return {
         "today": today.isoformat(), "patients": patients, "rows": rows.height, "drugs": list(drugs),
         "regulators": list(regulators), "on_a_jak_inhibitor": int(current["id"].n_unique()) if current.height else 0,
-        "statuses": counts(thin, "status") if rows.height else {},
-        "gaps": counts(gap_rows.with_columns(pl.col("gap").str.split(":").list.first()), "gap") if gap_rows.height else {},
+        "statuses": ranked(statuses), "gaps": ranked(gaps),
         "per_drug": {k: per_drug[k] for k in sorted(per_drug)},
         "per_regulator": {k: per_reg[k] for k in sorted(per_reg)},
         "most_at_risk": [{"id": r["id"], "drug": r["drug"], "regulator": r["regulator"], "status": r["status"],
