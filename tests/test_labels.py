@@ -68,8 +68,7 @@ AGE_NOT_VERIFIED = {
     ("ivarmacitinib", "NMPA", "alopecia-areata"), ("ruxolitinib", "TGA", "myelofibrosis"), ("ruxolitinib", "Medsafe", "myelofibrosis"),
     ("ruxolitinib", "PMDA", "graft-versus-host-disease"), ("ruxolitinib", "NMPA", "vitiligo"), ("tofacitinib", "PMDA", "ulcerative-colitis"),
     ("tofacitinib", "TGA", "ankylosing-spondylitis"), ("upadacitinib", "Medsafe", "atopic-dermatitis"),
-    ("upadacitinib", "TGA", "rheumatoid-arthritis"), ("upadacitinib", "TGA", "psoriatic-arthritis"),
-    ("upadacitinib", "TGA", "ankylosing-spondylitis"), ("upadacitinib", "HealthCanada", "rheumatoid-arthritis"),
+    ("upadacitinib", "TGA", "psoriatic-arthritis"), ("upadacitinib", "TGA", "ankylosing-spondylitis"),
     ("upadacitinib", "PMDA", "crohns-disease"),
 }
 
