@@ -288,7 +288,7 @@ def test_care_gaps_name_rule_source_and_overdue_days(kb, tmp_path):
            "jak": "Rinvoq", "jak_start": start.isoformat(), "jak_dose_mg": "30", "jak_every_h": "24",
            "screening.tuberculosis": "negative", "screening.tuberculosis.date": (start + dt.timedelta(days=10)).isoformat(),
            "screening.hepatitis-b": "negative",
-           "labs.anc": "3", "labs.alc": "1.5", "labs.hb": "13", "labs.platelets": "200",
+           "labs.anc": "3", "labs.alc": "1.5", "labs.hb": "13", "labs.platelets": "200", "labs.egfr": "90",
            "records.anc.first": (start - dt.timedelta(days=5)).isoformat(), "records.anc.last": (start - dt.timedelta(days=5)).isoformat()}
     path = tmp_path / "one.csv"
     pl.DataFrame({k: [v] for k, v in row.items()}).write_csv(path)
