@@ -30,6 +30,7 @@ import datetime as dt
 import io
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -247,8 +248,9 @@ def _instant(col: Any) -> tuple[Any, Any, Any]:
     return when, local, col.is_not_null() & ~(is_date | is_dt)
 
 
-def _when() -> tuple[Any, Any, Any]:
-    """when_instant on columns: the first key that parses, in the reader's order."""
+def _when(df: Any) -> tuple[Any, Any, Any]:
+    """when_instant on columns: the first key that parses, in the reader's order (keys absent from the whole
+    frame are left out: they cannot be the first)."""
     import polars as pl
 
     cols = []
@@ -258,7 +260,11 @@ def _when() -> tuple[Any, Any, Any]:
         cols += [pl.col(key).struct.field("end"), pl.col(key).struct.field("start")]
     for key in fhir.WHEN_LAST:
         cols.append(pl.col(key))
-    parsed = [_instant(c) for c in cols]
+    present = df.select([c.is_not_null().any().alias(str(i)) for i, c in enumerate(cols)]).row(0)
+    parsed = [_instant(c) for c, there in zip(cols, present, strict=True) if there]
+    if not parsed:
+        none = pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+        return none, pl.lit(None, dtype=pl.Date), pl.lit(False)
     return (pl.coalesce([p[0] for p in parsed]), pl.coalesce([p[1] for p in parsed]),
             pl.any_horizontal([p[2].fill_null(False) for p in parsed]))
 
@@ -324,11 +330,11 @@ def effects(df: Any, kind: str, classify: Classifier) -> Any:
         unit = pl.when(q.struct.field("value").is_not_null()).then(
             pl.struct(unit=q.struct.field("unit"), code=q.struct.field("code"), comparator=q.struct.field("comparator")))
         df = df.with_columns(_unit=unit)
-        when, local, when_odd = _when()
+        when, local, when_odd = _when(df)
         cols.update(_at=when, _day=local, _v=q.struct.field("value"))
         odd = odd | when_odd
     elif schema_kind == "Immunization":
-        when, local, when_odd = _when()
+        when, local, when_odd = _when(df)
         cols.update(_day=local)
         odd = odd | when_odd
     elif schema_kind == "MedicationRequest":
@@ -523,6 +529,13 @@ def exact_rows(resources: dict[str, list[dict[str, Any]]], one_patient: bool = T
 CHUNK_BYTES = 64 << 20
 THREADS = 2  # Polars' decoding of one column is one thread: two chunks at a time use both cores
 STATS = {"fast": 0, "exact": 0}  # patients read each way (for benchmarks and tests)
+_STATS_LOCK = threading.Lock()
+
+
+def _count(fast: int, exact: int) -> None:
+    with _STATS_LOCK:
+        STATS["fast"] += fast
+        STATS["exact"] += exact
 BUCKET_BYTES = 256 << 20
 
 
@@ -564,54 +577,67 @@ def _bucket_of(pid: Any, buckets: int) -> Any:
 
 
 def read_bulk(files: list[tuple[str, Path]], kb: KnowledgeBase, today: dt.date,
-              progress: Callable[[int], None] | None = None) -> Any:
+              progress: Callable[[int], None] | None = None, threads: int = THREADS) -> Any:
     """The cohort table of a Bulk export's files (``(type, path)`` in the exact reader's order); Fallback when the
-    export holds anything only the exact reader reports."""
+    export holds anything only the exact reader reports.
+
+    Bounded memory: pass 1 decodes each chunk of lines and writes its rows to one file per patient bucket (with the
+    raw line, for the patients routed to the exact reader); pass 2 reads one bucket (whole patients) at a time.
+    ``threads`` chunks / buckets at a time (Polars works outside the GIL)."""
     import polars as pl
 
     classify = Classifier(kb, today)
-    total = sum(p.stat().st_size * (5 if p.name.endswith(".gz") else 1) for _, p in files)
+    total = sum(p.stat().st_size * (12 if p.name.endswith(".gz") else 1) for _, p in files)
     buckets = max(1, total // BUCKET_BYTES + 1)
-    done = 0
-    with tempfile.TemporaryDirectory(prefix="jakinib-columns-") as name:
+    with tempfile.TemporaryDirectory(prefix="jakinib-columns-") as name, ThreadPoolExecutor(threads) as pool:
         tmp = Path(name)
-        written: dict[tuple[int, str], list[Path]] = {}
-        for fi, (kind, path) in enumerate(files):
-            for ci, lines in enumerate(_lines(path, fi)):
-                if not lines.height:
-                    continue
-                df = decode(lines, kind, classify).with_columns(_b=_bucket_of(pl.col("_pid"), buckets))
-                for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
-                    out = tmp / f"{b}.{fi}.{ci}.arrow"
-                    part.write_ipc(out, compression="lz4")
-                    written.setdefault((int(b), kind), []).append(out)  # type: ignore[arg-type]
-        frames = []
-        for b in range(buckets):
-            parts = {kind: pl.concat([pl.read_ipc(p).drop("_raw") for p in paths])
-                     for (bb, kind), paths in written.items() if bb == b}
+
+        def route(task: tuple[int, int, str, Any]) -> list[tuple[int, str, Path]]:
+            fi, ci, kind, lines = task
+            df = decode(lines, kind, classify).with_columns(_b=_bucket_of(pl.col("_pid"), buckets))
+            out = []
+            for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
+                path = tmp / f"{b}.{fi}.{ci}.arrow"
+                part.write_ipc(path, compression="lz4")
+                out.append((int(b), kind, path))  # type: ignore[arg-type]
+            return out
+
+        chunks = ((fi, ci, kind, lines) for fi, (kind, path) in enumerate(files)
+                  for ci, lines in enumerate(_lines(path, fi)) if lines.height)
+        written: dict[int, dict[str, list[Path]]] = {}
+        for result in _ordered(pool, route, chunks, threads):
+            for b, kind, path in result:
+                written.setdefault(b, {}).setdefault(kind, []).append(path)
+
+        def bucket(b: int) -> tuple[Any, int]:
+            paths = written.get(b, {})
+            parts = {kind: pl.concat([pl.read_ipc(p).drop("_raw") for p in ps]) for kind, ps in paths.items()}
             if "Patient" not in parts:
                 if parts:
                     raise Fallback("resources without their Patient")
-                continue
+                return None, 0
             simple, records, exact = simple_table(parts, kb, today)
             table, refused = rows(simple.filter(~pl.col("id").is_in(list(exact))), records, kb, today, tmp)
             exact |= refused
-            STATS["fast"] += simple.height - len(exact)
-            STATS["exact"] += len(exact)
-            frames.append(table.filter(~pl.col("id").is_in(list(exact))))
+            _count(simple.height - len(exact), len(exact))
+            out = [table.filter(~pl.col("id").is_in(list(exact)))]
             if exact:
-                raw = pl.concat([pl.read_ipc(p).select("_pid", "_f", "_n", "_raw")
-                                 for (bb, _), paths in written.items() if bb == b for p in paths])
+                raw = pl.concat([pl.read_ipc(p).select("_pid", "_f", "_n", "_raw") for ps in paths.values() for p in ps])
                 raw = raw.filter(pl.col("_pid").is_in(list(exact))).sort(["_f", "_n"])
                 grouped: dict[str, list[dict[str, Any]]] = {}
                 for pid, text in raw.select("_pid", "_raw").iter_rows():
                     grouped.setdefault(pid, []).append(orjson.loads(text))
-                frames.append(exact_rows(grouped))
-            done += parts["Patient"].height
+                out.append(exact_rows(grouped))
+            return pl.concat(out), parts["Patient"].height
+
+        frames, done = [], 0
+        for df, n in _ordered(pool, bucket, iter(range(buckets)), threads - 1):
+            if df is not None:
+                frames.append(df)
+            done += n
             if progress:
                 progress(done)
     return pl.concat(frames).sort("id") if frames else flatten.frame([])
-
 
 
 # ---- NDJSON with one Bundle per line --------------------------------------------------------------------------------
@@ -672,8 +698,7 @@ def bundle_chunk(lines: Any, classify: Classifier, kb: KnowledgeBase, today: dt.
     simple, records, exact = simple_table(parts, kb, today)
     table, refused = rows(simple.filter(~pl.col("id").is_in(list(exact))), records, kb, today, tmp)
     exact |= refused
-    STATS["fast"] += simple.height - len(exact)
-    STATS["exact"] += len(exact) + len(exact_n)
+    _count(simple.height - len(exact), len(exact) + len(exact_n))
     out = [table.filter(~pl.col("id").is_in(list(exact)))]
     again = lines_.filter(pl.col("_n").is_in(list(exact_n)) | pl.col("_pid").is_in(list(exact))).sort("_n")
     bad: list[tuple[str, str]] = []
@@ -715,7 +740,7 @@ def read_bundles(path: Path, kb: KnowledgeBase, today: dt.date, problems: Any,
         def task(lines: Any) -> tuple[Any, list[tuple[str, str]]]:
             return bundle_chunk(lines.drop("_f"), classify, kb, today, Path(name), str(path))
 
-        for df, bad in _ordered(pool, task, (lines for lines in _lines(path, 0, CHUNK_BYTES // 4) if lines.height), threads):
+        for df, bad in _ordered(pool, task, (lines for lines in _lines(path, 0, CHUNK_BYTES // 2) if lines.height), threads):
             found += bad
             frames.append(df)
             done += df.height
