@@ -5,7 +5,8 @@ How it stays *one* reader, not a second copy of it:
 
 - each resource is decoded by Polars with a schema of exactly the elements ``interop/fhir.py`` and
   ``cohort/therapy.py`` read for its type, and split into what varies from patient to patient (values, dates) and
-  what repeats (codes, statuses, units, dosage): the *key*;
+  what repeats (codes, statuses, units, dosage): the *key*; a compact Observation line is decoded as its template
+  (id, reference, dates and value cut out, decoded once per distinct template) plus the values cut out (``_parse``);
 - every distinct key is classified once by the reader's own per-resource functions (``fhir._condition``,
   ``fhir._observation``, ``fhir._medication``, ``fhir._immunization``, ``fhir._allergy``, ``fhir._sex``, ``fhir._age``,
   ``therapy._jak``/``_dose``), so codes, value sets, answers and statuses mean what they mean in ``jakinib check``;
@@ -286,11 +287,7 @@ def decode(lines: Any, kind: str, classify: Classifier) -> Any:
     and the effect columns; Fallback when a line is not the JSON of a resource of that type with a patient reference."""
     import polars as pl
 
-    schema = _schemas()[SCHEMA_OF.get(kind, kind)]
-    try:
-        df = lines.with_columns(pl.col("_raw").str.json_decode(pl.Struct(schema)).alias("_r")).unnest("_r")
-    except pl.exceptions.PolarsError as exc:
-        raise Fallback(f"{kind}: {exc}") from None
+    df = _parse(lines, kind)
     if df.filter(pl.col("resourceType") != kind).height or df["resourceType"].null_count():
         raise Fallback(f"{kind}: another resource type")
     if kind == "Patient":
@@ -302,9 +299,98 @@ def decode(lines: Any, kind: str, classify: Classifier) -> Any:
         if df.select(refd.is_null().any()).item():
             raise Fallback(f"{kind} without a subject/patient reference")
         pid = pl.when(refd.str.contains("Patient/")).then(refd.str.split("Patient/").list.last()).otherwise(refd)
-    df = df.with_columns(_pid=pid, _lodd=pl.col("_raw").str.contains(ODD.pattern),
-                         _labat=pl.col("_raw").str.contains('"abatement', literal=True))
+    df = df.with_columns(_pid=pid)
     return effects(df, kind, classify).with_columns(df["_raw"])
+
+
+# Per type: the string elements and the number element whose values vary from line to line. A compact line (no
+# backslash, no space after a colon) in which each of them occurs at most once is decoded as its *template* (those
+# values replaced by a placeholder, decoded once per distinct template) plus the values cut out of it; any other line
+# is decoded whole. The placeholder shows where each value was: a value cut from an element the schema does not read
+# is dropped, as a whole decode would drop it.
+VARIES = {"Observation": (("id", "reference", "effectiveDateTime", "issued"), "value")}  # most lines; for the
+# other types a whole decode costs about what the template costs (measured)
+PLACEHOLDER = "\x01"
+NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+
+
+def _parse(lines: Any, kind: str) -> Any:
+    """Lines of one type -> their schema's columns (unnested) with ``_raw, _f, _n`` and the raw-text flags ``_lodd``
+    (a shape the schema would coerce) and ``_labat`` (an abatement element); Fallback when Polars cannot decode."""
+    import polars as pl
+
+    schema_kind = SCHEMA_OF.get(kind, kind)
+    schema = _schemas()[schema_kind]
+
+    def whole(part: Any) -> Any:
+        try:
+            df = part.with_columns(pl.col("_raw").str.json_decode(pl.Struct(schema)).alias("_r")).unnest("_r")
+        except pl.exceptions.PolarsError as exc:
+            raise Fallback(f"{kind}: {exc}") from None
+        return df.with_columns(_lodd=pl.col("_raw").str.contains(ODD.pattern),
+                               _labat=pl.col("_raw").str.contains('"abatement', literal=True))
+
+    if schema_kind not in VARIES:
+        return whole(lines)
+    texts, number = VARIES[schema_kind]
+    there = lines.select(pl.col("_raw").str.contains(f'"{k}":', literal=True).any().alias(k)
+                         for k in (*texts, *([number] if number else []))).row(0, named=True)
+    texts = tuple(k for k in texts if there[k])
+    number = number if number and there[number] else None
+    raw = pl.col("_raw")
+    ok = ~raw.str.contains("\\", literal=True) & ~raw.str.contains(": ", literal=True) & ~raw.str.contains("\t", literal=True)
+    cut = {}
+    template = raw
+    for key in texts:
+        pattern = f'"{key}":"[^"]*"'
+        n = raw.str.count_matches(f'"{key}":', literal=True)
+        ok = ok & (n <= 1) & (n == raw.str.count_matches(pattern))
+        cut[key] = raw.str.extract(f'"{key}":"([^"]*)"', 1)
+        template = template.str.replace(pattern, f'"{key}":"\\u0001"')
+    if number:
+        pattern = rf'"{number}":{NUMBER}[,}}\]]'
+        n = raw.str.count_matches(f'"{number}":', literal=True)
+        ok = ok & (n <= 1) & (n == raw.str.count_matches(pattern))
+        cut[number] = raw.str.extract(rf'"{number}":({NUMBER})[,}}\]]', 1).cast(pl.Float64)
+        template = template.str.replace(rf'"{number}":{NUMBER}([,}}\]])', f'"{number}":"\\u0001"${{1}}')
+    flagged = lines.with_columns(_ok=ok)
+    rest = whole(flagged.filter(~pl.col("_ok")).drop("_ok"))
+    easy = flagged.filter(pl.col("_ok")).drop("_ok")
+    if not easy.height:
+        return rest
+    easy = easy.with_columns(_t=template, **{f"_c_{k}": v for k, v in cut.items()})
+    tschema = dict(schema)
+    if number:
+        tschema["valueQuantity"] = pl.Struct({**{f.name: f.dtype for f in schema["valueQuantity"].fields}, "value": pl.String})
+    distinct = easy.select("_t").unique()
+    try:
+        decoded = distinct.with_columns(pl.col("_t").str.json_decode(pl.Struct(tschema)).alias("_r")).unnest("_r")
+    except pl.exceptions.PolarsError as exc:
+        raise Fallback(f"{kind}: {exc}") from None
+    decoded = decoded.with_columns(_lodd=pl.col("_t").str.contains(ODD.pattern),
+                                   _labat=pl.col("_t").str.contains('"abatement', literal=True))
+    df = easy.join(decoded, on="_t", how="left")
+
+    def put(value: Any, key: str) -> Any:  # the value cut out where the placeholder is; odd if it is anywhere else
+        return pl.when(value == PLACEHOLDER).then(pl.col(f"_c_{key}")).otherwise(value)
+
+    fix: dict[str, Any] = {}
+    for key in texts:
+        if key == "reference":
+            for holder in ("subject", "patient"):
+                fix[holder] = pl.when(pl.col(holder).is_not_null()).then(
+                    pl.struct(reference=put(pl.col(holder).struct.field("reference"), key)))
+        elif key in schema:
+            fix[key] = put(pl.col(key), key)
+    if number:
+        q = pl.col("valueQuantity")
+        value = q.struct.field("value")
+        fix["valueQuantity"] = pl.when(q.is_not_null()).then(pl.struct(
+            value=pl.when(value == PLACEHOLDER).then(pl.col(f"_c_{number}")),
+            **{f.name: q.struct.field(f.name) for f in schema["valueQuantity"].fields if f.name != "value"}))
+        fix["_lodd"] = pl.col("_lodd") | (value.is_not_null() & (value != PLACEHOLDER)).fill_null(False)
+    df = df.with_columns(**fix).select(*rest.columns)
+    return pl.concat([rest, df], how="vertical_relaxed") if rest.height else df
 
 
 def effects(df: Any, kind: str, classify: Classifier) -> Any:
