@@ -147,7 +147,11 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
     checker.finish()
     table = table.filter(~pl.col("_row").is_in(checker.bad_rows()))
     keep = [c for c in flatten.columns() if c in table.columns]
-    return flatten.complete(table.select(keep)).sort("id")
+    table = flatten.complete(table.select(keep))
+    ids = table["id"]
+    if not (ids.slice(1) > ids.slice(0, max(ids.len() - 1, 0))).fill_null(False).all():  # files are often in id order already
+        table = table.sort("id")
+    return table
 
 
 def _blank_null(e: Any) -> Any:

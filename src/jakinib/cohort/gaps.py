@@ -184,14 +184,26 @@ def add_gaps(kb: KnowledgeBase, ev: Any, table: Any, today: dt.date) -> Any:
     long = (pl.concat(pl.collect_all(frames)).sort("_s") if frames else
             pl.DataFrame(schema={"_n": pl.UInt32, "_s": pl.UInt64, **{k: getattr(pl, t) for k, t in STRUCT.items()}}))
     lengths = np.bincount(long["_n"].to_numpy(), minlength=current.height)
-    most = long.group_by("_n").agg(pl.col("overdue_days").max())
-    overdue = _spread(most["overdue_days"].alias("max_overdue_days"), most["_n"].to_numpy(), current.height)
+    overdue = _most(long["overdue_days"], lengths).alias("max_overdue_days")
     return rows.with_columns(
         _spread_lists("gaps", long["gap"], lengths, at, rows.height),
         _spread_lists("gap_details", long.select(pl.struct(*STRUCT).alias("d"))["d"], lengths, at, rows.height).cast(pl.List(struct)),
         _spread(overdue, at, rows.height), _spread(current["jak_dose_mg"].alias("current_dose_mg"), at, rows.height),
         _spread(current["jak_every_h"].alias("current_every_h"), at, rows.height),
         _spread(current["jak_start"].alias("start"), at, rows.height))
+
+
+def _most(values: Any, lengths: Any) -> Any:
+    """The largest non-null value of each run of ``lengths[k]`` consecutive ``values`` (null when there is none)."""
+    import numpy as np
+    import polars as pl
+
+    low = np.iinfo(np.int64).min
+    out = np.full(len(lengths), low, dtype=np.int64)
+    some = lengths > 0
+    if some.any():
+        out[some] = np.maximum.reduceat(values.fill_null(low).to_numpy(), (np.cumsum(lengths) - lengths)[some])
+    return pl.select(pl.when(pl.lit(pl.Series(out)) != low).then(pl.lit(pl.Series(out)))).to_series()
 
 
 def _spread_lists(name: str, values: Any, lengths: Any, at: Any, total: int) -> Any:
