@@ -67,8 +67,15 @@ def warm_cache(tmp_path_factory):
 def test_the_hot_cli_paths_import_no_heavy_library(warm_cache, args):
     modules, out = _modules_after(args, warm_cache)
     assert out.strip(), "the command printed nothing: the guard would pass vacuously"
-    loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY or m == "importlib.metadata")
     assert loaded == [], f"jakinib {' '.join(args)} imported {loaded}"
+
+
+def test_pydantic_plugins_are_discovered_when_the_user_enables_them(warm_cache, monkeypatch):
+    """The plugin loader's stand-in is used only while plugins are disabled: enabled, the real loader runs."""
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "")
+    modules, _ = _modules_after(["check", str(PATIENT)], warm_cache)
+    assert "importlib.metadata" in modules
 
 
 def test_the_guard_sees_a_heavy_import(warm_cache):
