@@ -20,7 +20,7 @@ from jakinib.interop import fhir
 from jakinib.knowledge import fields as f
 from jakinib.safety import engine
 from jakinib.safety.patient import parse_patient
-from jakinib.safety.predicates import evaluate
+from jakinib.safety.predicates import Censored, evaluate
 
 TODAY = dt.date(2026, 12, 1)
 REGS = ["FDA", "EMA"]
@@ -220,6 +220,8 @@ def fact_samples(rule, rng: random.Random, n: int = 24) -> list[dict]:
             vals += [(), (leaf.has,), ("other", leaf.has), ("other",)]
         elif leaf.op is not None and isinstance(leaf.value, (int, float)):
             vals += [leaf.value - 1, leaf.value - 0.01, leaf.value, leaf.value + 0.01, leaf.value + 1]
+            if leaf.field.startswith("labs."):  # a lab reported as "<0.5": a bound, on either side of the threshold
+                vals += [Censored(cmp, leaf.value + d) for cmp in ("<", "<=", ">", ">=") for d in (-1, 0, 1)]
         elif leaf.op is not None:
             vals += [leaf.value, "something-else"]
         elif leaf.in_ is not None:
@@ -244,7 +246,10 @@ def facts_frame(samples: list[dict]) -> pl.DataFrame:
         if kind == "list":
             cols[field] = pl.Series(field, [list(s.get(field, ())) for s in samples], dtype=pl.List(pl.String))
         elif kind == "number":
-            cols[field] = pl.Series(field, [s.get(field) for s in samples], dtype=pl.Float64)
+            values = [s.get(field) for s in samples]
+            cols[field] = pl.Series(field, [v.bound if isinstance(v, Censored) else v for v in values], dtype=pl.Float64)
+            if field.startswith("labs."):
+                cols[f"{field}.comparator"] = pl.Series([v.comparator if isinstance(v, Censored) else None for v in values], dtype=pl.String)
         elif kind == "bool":
             cols[field] = pl.Series(field, [s.get(field) for s in samples], dtype=pl.Boolean)
         else:

@@ -347,8 +347,33 @@ def _leaf_expr(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
     if p.in_ is not None:
         return be.isin(column, p.in_)
     if p.op is not None:
-        return OPS[p.op](column, be.lit(p.value))
+        plain = OPS[p.op](column, be.lit(p.value))
+        if not field.startswith("labs."):
+            return plain
+        cmp_name = f"{field}.comparator"
+        cmp = values.get(cmp_name) if field in values else be.col(cmp_name)
+        return plain if cmp is None else _censorable(plain, column, cmp, p.op, float(p.value), be)  # type: ignore[arg-type]
     raise AssertionError("schema guarantees one test per field predicate")
+
+
+def _censorable(plain: Any, v: Any, cmp: Any, op: str, t: float, be: Any) -> Any:
+    """``v op t`` where ``cmp`` (a comparator column, null = exact) may say ``v`` is only a bound: ``predicates._censored``
+    as columns (true if every value beyond the bound satisfies it, false if none does, else unknown)."""
+    cases = [(be.is_null(cmp), plain)]
+    for c in ("<", "<=", ">", ">="):
+        low_side = c in ("<", "<=")
+        if op in ("==", "!="):
+            outside = ((v < be.lit(t)) | ((v == be.lit(t)) & be.lit(c == "<"))) if low_side else \
+                      ((v > be.lit(t)) | ((v == be.lit(t)) & be.lit(c == ">")))
+            truth = be.when([(outside, be.lit(op == "!="))], be.unknown())
+        else:
+            same_side = (op in ("<", "<=")) == low_side
+            strict = c in ("<=", ">=") and op in (("<", ">") if same_side else ("<=", ">="))
+            beyond = v < be.lit(t) if low_side else v > be.lit(t)
+            decided = beyond | ((v == be.lit(t)) & be.lit(not strict))
+            truth = be.when([(decided, be.lit(same_side))], be.unknown())
+        cases.append((cmp == be.lit(c), truth))
+    return be.when(cases, be.unknown())
 
 
 # ---- the assessment of one drug ----------------------------------------------------------------
@@ -544,23 +569,26 @@ class RenalPlan:
     unresolved: Any
 
 
-def _reading(basis: s.RenalBasis, cuts: tuple[float, ...], be: Any) -> tuple[Any, Any]:
-    """(value, surrogate) columns of ``renal.read`` for one basis: the value rules on it are read with, and whether
-    that value is the other measure (or an indexed eGFR for a de-indexed label) standing in for the label's."""
+def _reading(basis: s.RenalBasis, cuts: tuple[float, ...], be: Any) -> tuple[Any, Any, Any]:
+    """(value, surrogate, comparator) columns of ``renal.read`` for one basis: the value rules on it are read with,
+    whether that value is the other measure (or an indexed eGFR for a de-indexed label) standing in for the label's,
+    and the comparator of the lab the value comes from (null: exact)."""
     crcl, egfr = be.col("labs.crcl"), be.col("labs.egfr")
+    c_cmp, e_cmp = be.col("labs.crcl.comparator"), be.col("labs.egfr.comparator")
     if basis.measure == "crcl":
-        return be.coalesce(crcl, egfr), be.is_null(crcl) & ~be.is_null(egfr)
+        return be.coalesce(crcl, egfr), be.is_null(crcl) & ~be.is_null(egfr), be.when([(~be.is_null(crcl), c_cmp)], e_cmp)
     by_crcl = be.is_null(egfr) & ~be.is_null(crcl)
+    cmp = be.when([(be.is_null(egfr), c_cmp)], e_cmp)
     if basis.indexed is True:
-        return be.coalesce(egfr, crcl), by_crcl
+        return be.coalesce(egfr, crcl), by_crcl, cmp
     w, h = be.col("weight_kg"), be.col("height_cm")
     body = ~be.is_null(w) & ~be.is_null(h) & (w != be.lit(0.0)) & (h != be.lit(0.0))
     absolute = be.when([(body, renal.deindexed(egfr, renal.bsa_terms(w, h)))], be.null_number())
     use_abs = ~be.is_null(absolute) if basis.indexed is False else be.coalesce(absolute < egfr, be.lit(False))
     value = be.when([(be.is_null(egfr), crcl), (use_abs, absolute)], egfr)
     if basis.indexed is False:  # no body size: the indexed eGFR stands in for the de-indexed one
-        return value, by_crcl | (~be.is_null(egfr) & ~be.coalesce(use_abs, be.lit(False)))
-    return value, by_crcl
+        return value, by_crcl | (~be.is_null(egfr) & ~be.coalesce(use_abs, be.lit(False))), cmp
+    return value, by_crcl, cmp
 
 
 def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]] | None, tag: str = "") -> RenalPlan:
@@ -574,10 +602,10 @@ def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]]
     for g, ((measure, _), group) in enumerate(groups.items()):
         name = f"labs.{measure}"
         cuts = renal.thresholds([r for _, r in group], name)
-        value, surrogate = _reading(group[0][1].renal, cuts, be)  # type: ignore[arg-type]
+        value, surrogate, cmp = _reading(group[0][1].renal, cuts, be)  # type: ignore[arg-type]
         if stage is not None:
-            stage[0].update({f"_{tag}g{g}v": value, f"_{tag}g{g}s": surrogate})
-            value, surrogate = be.col(f"_{tag}g{g}v"), be.col(f"_{tag}g{g}s")
+            stage[0].update({f"_{tag}g{g}v": value, f"_{tag}g{g}s": surrogate, f"_{tag}g{g}c": cmp})
+            value, surrogate, cmp = be.col(f"_{tag}g{g}v"), be.col(f"_{tag}g{g}s"), be.col(f"_{tag}g{g}c")
         lo, hi = renal.margin(value)
         near = surrogate & reduce(operator.or_, [(lo <= be.lit(t)) & (be.lit(t) <= hi) for t in cuts], be.lit(False))
         applied = be.when([(near, lo)], value)
@@ -586,9 +614,10 @@ def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]]
             near, applied = be.col(f"_{tag}g{g}n"), be.col(f"_{tag}g{g}a")
         nulls = {other: be.null_number() for other in renal.RENAL_FIELDS}
         for i, rule in group:
-            plan.values[i] = predicate(rule.when, be, {**nulls, name: applied})
-            plan.face[i] = predicate(rule.when, be, {**nulls, name: value})
-            plan.unresolved = plan.unresolved | missing_any(rule.when, {*renal.RENAL_FIELDS, name}, be, {**nulls, name: applied})
+            at_applied, at_face = {**nulls, name: applied, f"{name}.comparator": cmp}, {**nulls, name: value, f"{name}.comparator": cmp}
+            plan.values[i] = predicate(rule.when, be, at_applied)
+            plan.face[i] = predicate(rule.when, be, at_face)
+            plan.unresolved = plan.unresolved | missing_any(rule.when, {*renal.RENAL_FIELDS, name}, be, at_applied)
             differs = be.coalesce(plan.face[i], be.lit(False)) != be.coalesce(plan.values[i], be.lit(False))
             plan.changed = plan.changed | (near & differs)
         plan.surrogate[measure] = plan.surrogate[measure] | surrogate if measure in plan.surrogate else surrogate

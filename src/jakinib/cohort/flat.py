@@ -24,9 +24,10 @@ from jakinib.errors import InputError, JakinibError
 from jakinib.knowledge import fields as f
 from jakinib.knowledge.base import KnowledgeBase
 from jakinib.safety import units
+from jakinib.safety.patient import COMPARATORS
 
 REQUIRED = ("id", "age", "sex", "conditions", "medications")
-LAB_COLUMN = re.compile(r"^labs\.([a-z0-9]+)(?:\s*\[(.+)\])?$")
+LAB_COLUMN = re.compile(r"^labs\.([a-z0-9-]+)(?:\s*\[(.+)\])?$")
 LISTS = ("conditions", "history", "allergies", "medications", "vaccines_planned")
 TRUE, FALSE = {"true", "yes", "1", "t", "y"}, {"false", "no", "0", "f", "n"}
 
@@ -89,7 +90,8 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
             out[name] = pl.when(low.is_in(list(TRUE))).then(True).when(low.is_in(list(FALSE))).then(False)
     choices = {"sex": f.CHOICE["sex"], "smoking": f.CHOICE["smoking"],
                **{f"metabolizer.{e}": f.METABOLIZER for e in f.ENZYMES},
-               **{f"screening.{t}": f.SCREENING_RESULTS for t in f.SCREENING_TESTS}}
+               **{f"screening.{t}": f.SCREENING_RESULTS for t in f.SCREENING_TESTS},
+               **{flatten.comparator_column(lab): COMPARATORS for lab in f.LAB_UNITS}}
     for name, allowed in choices.items():
         if name in df.columns:
             low = _blank_null(text[name].str.to_lowercase())
@@ -104,7 +106,14 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
             checker.require(raw.is_not_null() & value.is_null(), f"{name}: not an ISO date (YYYY-MM-DD)")
             out[name] = value
     for name, (lab, unit) in labs.items():
-        out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb, pl.col(name).cast(pl.Float64) if name in numeric else None)
+        if name in numeric:
+            out[f"labs.{lab}"] = checker.lab(name, text[name], lab, unit, kb, pl.col(name).cast(pl.Float64))
+            continue
+        # a value reported with a comparator ("<0.5", "> 60") keeps it, as the patient JSON's {"comparator": "<"}
+        cmp = text[name].str.extract(r"^(<=|>=|<|>)", 1)
+        out[f"labs.{lab}"] = checker.lab(name, text[name].str.replace(r"^(<=|>=|<|>)\s*", ""), lab, unit, kb)
+        given = out.get(flatten.comparator_column(lab))  # its own column, if the table has one
+        out[flatten.comparator_column(lab)] = cmp if given is None else pl.coalesce(cmp, given)
     # the typed values once, as columns (with the row checks so far, in the same pass); what follows reads them
     df = df.with_columns(**{f"__{k}": v for k, v in out.items()})
     checker.df = df
@@ -117,6 +126,8 @@ def read(path: Path, kind: str, kb: KnowledgeBase, problems: Problems, today: An
             if lab_def is not None and lab_def.max_age_days and last in out and f"labs.{lab_id}" in out:
                 fresh = (pl.lit(today) - out[last]).dt.total_days() <= lab_def.max_age_days
                 out[f"labs.{lab_id}"] = pl.when(fresh).then(out[f"labs.{lab_id}"])
+                if flatten.comparator_column(lab_id) in out:
+                    out[flatten.comparator_column(lab_id)] = pl.when(fresh).then(out[flatten.comparator_column(lab_id)])
         for test, window in kb.screening_windows.items():  # as the checker: a dated non-positive result past its window
             name, date = f"screening.{test}", f"screening.{test}.date"
             if window.max_age_days is not None and name in out and date in out:
@@ -259,7 +270,16 @@ def _derive_renal(table: Any) -> Any:
     egfr = pl.when(usable).then(pl.when(cys.is_not_null() & (cys != 0))
                                 .then(renal.ckd_epi_2021_cystatin_terms(age, female, scr, cys, ops))
                                 .otherwise(renal.ckd_epi_2021_terms(age, female, scr, ops)))
-    return table.with_columns(col("labs.crcl").fill_null(crcl).alias("labs.crcl"), col("labs.egfr").fill_null(egfr).alias("labs.egfr"))
+    # a censored creatinine censors what is derived from it, the other way (as parse_patient): "<0.5" mg/dL -> eGFR ">..."
+    s_cmp = col("labs.creatinine.comparator") if "labs.creatinine.comparator" in table.columns else pl.lit(None, dtype=pl.String)
+    flipped = s_cmp.replace_strict({"<": ">", "<=": ">=", ">": "<", ">=": "<="}, default=None, return_dtype=pl.String)
+    derived = {}
+    for lab, value in (("crcl", crcl), ("egfr", egfr)):
+        given = col(f"labs.{lab}")
+        cmp = col(f"labs.{lab}.comparator") if f"labs.{lab}.comparator" in table.columns else pl.lit(None, dtype=pl.String)
+        derived[f"labs.{lab}.comparator"] = pl.when(given.is_null() & value.is_not_null()).then(flipped).otherwise(cmp)
+        derived[f"labs.{lab}"] = given.fill_null(value)
+    return table.with_columns(**derived)
 
 
 class _Rows:

@@ -22,6 +22,12 @@ THERAPY = {"jak": "str", "jak_start": "date", "jak_dose_mg": "float", "jak_every
 RECORD_KINDS = ("first", "last")  # earliest and latest dated record of a lab or screening test
 
 
+def comparator_column(lab: str) -> str:
+    """Column of a lab's comparator ('<', '<=', '>', '>='; null when the value is exact): ``labs.anc`` 0.5 with
+    ``labs.anc.comparator`` '<' is a value reported as "<0.5" (a :class:`~jakinib.safety.predicates.Censored`)."""
+    return f"labs.{lab}.comparator"
+
+
 def record_column(test: str, which: str) -> str:
     """Column of the earliest/latest dated record of a lab (``anc``) or a screening test (``tuberculosis``)."""
     return f"records.{test}.{which}"
@@ -41,6 +47,8 @@ def columns() -> dict[str, str]:
     for lab in f.LAB_UNITS:
         for which in RECORD_KINDS:
             out[record_column(lab, which)] = "date"
+    for lab in f.LAB_UNITS:
+        out[comparator_column(lab)] = "str"
     return out
 
 
@@ -62,7 +70,13 @@ class Therapy:
 
 def patient_row(pid: str, patient: Any, therapy: Therapy | None = None, regulator: str | None = None) -> dict[str, Any]:
     """The cohort row of one patient: its predicate facts plus therapy and record dates."""
+    from jakinib.safety.predicates import Censored
+
     row: dict[str, Any] = dict(patient.facts())
+    for lab in f.LAB_UNITS:
+        value = row.get(f"labs.{lab}")
+        if isinstance(value, Censored):
+            row[f"labs.{lab}"], row[comparator_column(lab)] = value.bound, value.comparator
     row["id"] = pid
     row["regulator"] = regulator
     row["height_cm"] = patient.height_cm
@@ -94,6 +108,8 @@ def patient_from_row(row: dict[str, Any]) -> Any:
         vaccines_planned=tuple(row.get("vaccines_planned") or ()), medications=tuple(row.get("medications") or ()),
         unmapped_medications=tuple(row.get("unmapped_medications") or ()),
         labs={lab: row[f"labs.{lab}"] for lab in f.LAB_UNITS if row.get(f"labs.{lab}") is not None},
+        lab_comparators={lab: row[comparator_column(lab)] for lab in f.LAB_UNITS
+                         if row.get(f"labs.{lab}") is not None and row.get(comparator_column(lab)) is not None},
         metabolizer={e: row[f"metabolizer.{e}"] for e in f.ENZYMES if row.get(f"metabolizer.{e}") is not None},
         screening={t: Screening(result=row[f"screening.{t}"], date=row.get(f"screening.{t}.date"))
                    for t in f.SCREENING_TESTS if row.get(f"screening.{t}") is not None},

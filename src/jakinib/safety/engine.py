@@ -251,7 +251,8 @@ def assess(kb: KnowledgeBase, patient: Patient, drug: s.DrugFile, regulator: str
         findings.append(Finding(rule="label.partial", severity="caution", sources=list(label.sources), message=label.partial))
     facts = current_screening(kb, patient, today).facts()  # a stale negative screen rules nothing out
     rules = [r for r in kb.rules_for(product.id, regulator) if not r.indications or indication in r.indications]
-    outcome = renal.decide([r for r in rules if r.renal], facts, patient.labs, renal.bsa_du_bois(patient.weight_kg, patient.height_cm))
+    outcome = renal.decide([r for r in rules if r.renal], facts, patient.labs, renal.bsa_du_bois(patient.weight_kg, patient.height_cm),
+                           patient.lab_comparators)
     unknown_renal = {r.id: m for r, m in outcome.unknown}
     fired_renal = {r.id for r in outcome.fired}
     fired: list[s.Rule] = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jakinib.knowledge import schema as s
-from jakinib.safety.predicates import evaluate
+from jakinib.safety.predicates import Censored, evaluate
 
 SURROGATE_MARGIN = 0.30
 ADULT_AGE = 18.0  # Cockcroft-Gault and CKD-EPI were developed in adults; jakinib does not derive them below
@@ -165,6 +165,7 @@ class Reading:
     text: str                        # e.g. "CrCl 54 mL/min"
     surrogate: str | None = None     # why this is not the label's own measure (None = it is)
     thresholds: tuple[float, ...] = ()
+    lab: str | None = None           # the lab the value comes from ("crcl" or "egfr")
 
     @property
     def near(self) -> tuple[float, ...]:
@@ -197,33 +198,37 @@ def thresholds(rules: Iterable[s.Rule], field_name: str) -> tuple[float, ...]:
     return tuple(sorted(found))
 
 
-def read(basis: s.RenalBasis, labs: Mapping[str, float], bsa_m2: float | None, cuts: tuple[float, ...]) -> Reading:
-    """How the patient's renal function is read for rules on ``basis``."""
+def read(basis: s.RenalBasis, labs: Mapping[str, float], bsa_m2: float | None, cuts: tuple[float, ...],
+         comparators: Mapping[str, str] | None = None) -> Reading:
+    """How the patient's renal function is read for rules on ``basis`` (``comparators`` only label the text)."""
     crcl, egfr = labs.get("crcl"), labs.get("egfr")
+    cmp = comparators or {}
+    c, e = (f"{cmp.get('crcl', '')}{crcl:.0f}" if crcl is not None else ""), (f"{cmp.get('egfr', '')}{egfr:.0f}" if egfr is not None else "")
     label = f"the label bands by {describe(basis)}"
     if basis.measure == "crcl":
         if crcl is not None:
-            return Reading(basis, crcl, f"CrCl {crcl:.0f} mL/min")
+            return Reading(basis, crcl, f"CrCl {c} mL/min", lab="crcl")
         if egfr is not None:
-            return Reading(basis, egfr, f"eGFR {egfr:.0f} mL/min/1.73 m² read as CrCl",
+            return Reading(basis, egfr, f"eGFR {e} mL/min/1.73 m² read as CrCl",
                            f"{label}; CrCl is not known and cannot be derived (that needs creatinine, age, sex and weight), "
-                           f"so eGFR {egfr:.0f} mL/min/1.73 m² is used as a surrogate", cuts)
+                           f"so eGFR {e} mL/min/1.73 m² is used as a surrogate", cuts, "egfr")
         return Reading(basis, None, "CrCl unknown")
     if egfr is None:
         if crcl is not None:
-            return Reading(basis, crcl, f"CrCl {crcl:.0f} mL/min read as eGFR",
-                           f"{label}; eGFR is not known, so CrCl {crcl:.0f} mL/min is used as a surrogate", cuts)
+            return Reading(basis, crcl, f"CrCl {c} mL/min read as eGFR",
+                           f"{label}; eGFR is not known, so CrCl {c} mL/min is used as a surrogate", cuts, "crcl")
         return Reading(basis, None, "eGFR unknown")
     if bsa_m2 is not None and basis.indexed is not True:
         absolute = deindexed(egfr, bsa_m2)
         if basis.indexed is False or absolute < egfr:
             why = ("the label's eGFR is in mL/min (de-indexed)" if basis.indexed is False else
                    "the label does not say whether its eGFR is indexed; the lower of the indexed and de-indexed values is used")
-            return Reading(basis, absolute, f"eGFR {absolute:.0f} mL/min (de-indexed: {egfr:.0f} x BSA {bsa_m2:.2f} m² / 1.73; {why})")
+            return Reading(basis, absolute, f"eGFR {cmp.get('egfr', '')}{absolute:.0f} mL/min (de-indexed: {e} x BSA {bsa_m2:.2f} m² / 1.73; {why})",
+                           lab="egfr")
     if basis.indexed is False:
-        return Reading(basis, egfr, f"eGFR {egfr:.0f} mL/min/1.73 m² read as de-indexed eGFR",
-                       f"{label}; height or weight is unknown, so the indexed eGFR {egfr:.0f} mL/min/1.73 m² is used as a surrogate", cuts)
-    return Reading(basis, egfr, f"eGFR {egfr:.0f} mL/min/1.73 m²")
+        return Reading(basis, egfr, f"eGFR {e} mL/min/1.73 m² read as de-indexed eGFR",
+                       f"{label}; height or weight is unknown, so the indexed eGFR {e} mL/min/1.73 m² is used as a surrogate", cuts, "egfr")
+    return Reading(basis, egfr, f"eGFR {e} mL/min/1.73 m²", lab="egfr")
 
 
 def describe(basis: s.RenalBasis) -> str:
@@ -247,8 +252,13 @@ class Outcome:
     unresolved: bool = False                                      # a renal input is missing: withhold the dose
 
 
-def decide(rules: Iterable[s.Rule], facts: Mapping[str, Any], labs: Mapping[str, float], bsa_m2: float | None) -> Outcome:
-    """Evaluate a label's renal rules (those with ``renal``) with the reading each rule's basis calls for."""
+def decide(rules: Iterable[s.Rule], facts: Mapping[str, Any], labs: Mapping[str, float], bsa_m2: float | None,
+           comparators: Mapping[str, str] | None = None) -> Outcome:
+    """Evaluate a label's renal rules (those with ``renal``) with the reading each rule's basis calls for.
+
+    A value reported with a comparator (``comparators``: lab -> '<', '<=', '>', '>='; eGFR "<15") is read as
+    :class:`~jakinib.safety.predicates.Censored`, never as its bound: "<15" fires a "< 15" rule, not the
+    "15 to < 30" band, and ">60" leaves a "< 90" band unknown (so the dose is withheld, not guessed)."""
     rules = list(rules)
     out = Outcome()
     face: list[s.Rule] = []
@@ -259,16 +269,18 @@ def decide(rules: Iterable[s.Rule], facts: Mapping[str, Any], labs: Mapping[str,
         groups.setdefault((rule.renal.measure, rule.renal.indexed), []).append(rule)
     for (measure, _), group in groups.items():
         name = f"labs.{measure}"
-        reading = read(group[0].renal, labs, bsa_m2, thresholds(group, name))  # type: ignore[arg-type]
+        reading = read(group[0].renal, labs, bsa_m2, thresholds(group, name), comparators)  # type: ignore[arg-type]
         base = {k: v for k, v in facts.items() if k not in RENAL_FIELDS}
         for rule in group:
             out.readings[rule.id] = reading
             if reading.value is None:
                 value, missing = evaluate(rule.when, base)
             else:
-                value, missing = evaluate(rule.when, {**base, name: reading.applied})
+                cmp = (comparators or {}).get(reading.lab or "")
+                applied, at = (Censored(cmp, reading.applied), Censored(cmp, reading.value)) if cmp else (reading.applied, reading.value)
+                value, missing = evaluate(rule.when, {**base, name: applied})
                 if reading.near:
-                    at_face, _ = evaluate(rule.when, {**base, name: reading.value})
+                    at_face, _ = evaluate(rule.when, {**base, name: at})
                     changed = changed or bool(at_face) != bool(value)
                     if at_face:
                         face.append(rule)
