@@ -7,7 +7,8 @@ is true, ``all`` is false if one child is false, ``not`` keeps unknown unknown.
 A lab reported with a comparator (``"<0.5"``) is a :class:`Censored` value: the true value lies anywhere in
 that half-line, so a comparison is true only if it holds for every value there, false only if it holds for
 none, and unknown otherwise (``<0.5`` satisfies ``< 0.5`` and fails ``>= 0.5``; it leaves ``< 0.4``
-unknown). Cohort evaluators never see Censored values (tables hold plain numbers).
+unknown). Cohort tables hold the bound and the comparator in two columns (``labs.anc``, ``labs.anc.comparator``),
+and ``cohort/compile.py`` evaluates them with this same logic.
 """
 
 from __future__ import annotations
