@@ -326,6 +326,10 @@ def warm_up() -> None:
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [
             {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 13, "unit": "g/dL"}}}]}
     jakinib.check(bundle, drugs=["upadacitinib"])  # the FHIR reader, unit conversion, rules and report
+    from jakinib.pharmacology import plots
+    from jakinib.pharmacology.simulate import DEFAULT_DRUG, simulate
+
+    plots.concentration_svg(simulate(jakinib.load(), DEFAULT_DRUG, with_curve=True))  # numpy and the simulator (/simulate)
 
 
 def _wants_html(request: Request) -> bool:
