@@ -145,3 +145,16 @@ WORDS = ["tofacitinib", "Rinvoq", "nosuch", str(PATIENT), "missing.json", "--jso
 def test_any_command_line_reads_the_same_by_either_route(monkeypatch, capsys, command, words):
     argv = [command, *words]
     assert _run_main(monkeypatch, capsys, argv, direct=True) == _run_main(monkeypatch, capsys, argv, direct=False)
+
+
+@pytest.mark.parametrize("args", [["drug", "upadacitinib"], ["check", str(PATIENT), "--details"]], ids=" ".join)
+def test_a_closed_pipe_ends_the_command_quietly(warm_cache, args):
+    """``jakinib drug X | head -1``: the reader goes away; the command stops with exit 1 and nothing on stderr (as when
+    Rich drew the output), never an 'internal error'."""
+    env = {**os.environ, "JAKINIB_CACHE_DIR": str(warm_cache)}
+    proc = subprocess.Popen([sys.executable, "-c", "from jakinib.cli import main; main()", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (1, b"")

@@ -799,6 +799,11 @@ def main() -> None:
         _fail(str(exc), error_kind=exc)
     except SystemExit:
         raise
+    except BrokenPipeError:  # the reader closed the pipe (`jakinib drug X | head`): stop quietly, exit 1, as Rich does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        raise SystemExit(1) from None
     except Exception as exc:  # usage errors (Typer's click) and anything unexpected
         import os
 
