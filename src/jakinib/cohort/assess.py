@@ -95,6 +95,7 @@ def evaluate(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Se
     import polars as pl
 
     be = c.PolarsBackend(c.finding_ids(kb))
+    be.bounded = {name for name in table.columns if name.endswith(".comparator") and table[name].null_count() < table.height}
     df, row = layout(table, regulators, drugs)
     rank = {d: k for k, d in enumerate(sorted(drugs))}
     jobs, frames = [], []

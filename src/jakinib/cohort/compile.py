@@ -46,6 +46,9 @@ class PolarsBackend:
         self.pl = pl
         self.string = pl.String
         self.ids = pl.Enum(sorted(set(finding_ids))) if finding_ids else pl.String
+        self.bounded: set[str] | None = None
+        """The comparator columns that hold a bound in the table (None: not known); a lab leaf whose comparator
+        column has none is compiled as a plain comparison."""
         self.leaves: dict[str, tuple[str, Any]] | None = None
         """When a dict, each distinct predicate leaf is named once (``_l<n>``) and referenced by that name, so a
         caller computes every leaf once per row for all the plans that share it."""
@@ -212,6 +215,9 @@ class SparkBackend:
     name = "spark"
 
     def __init__(self, finding_ids: Sequence[str] = ()) -> None:
+        self.bounded: set[str] | None = None
+        """The comparator columns that hold a bound in the table (None: not known); a lab leaf whose comparator
+        column has none is compiled as a plain comparison."""
         self.leaves: dict[str, tuple[str, Any]] | None = None  # as PolarsBackend.leaves
 
     @staticmethod
@@ -351,9 +357,16 @@ def _leaf_expr(p: s.Predicate, be: Any, values: dict[str, Any]) -> Any:
         if not field.startswith("labs."):
             return plain
         cmp_name = f"{field}.comparator"
-        cmp = values.get(cmp_name) if field in values else be.col(cmp_name)
+        cmp = values.get(cmp_name) if field in values else _comparator(be, cmp_name)
         return plain if cmp is None else _censorable(plain, column, cmp, p.op, float(p.value), be)  # type: ignore[arg-type]
     raise AssertionError("schema guarantees one test per field predicate")
+
+
+def _comparator(be: Any, name: str) -> Any:
+    """The comparator column ``name``, or None when the backend knows the table has no bound in it (``be.bounded``:
+    the comparator columns with a value; absent = not known, so every lab leaf reads its comparator)."""
+    bounded = getattr(be, "bounded", None)
+    return None if bounded is not None and name not in bounded else be.col(name)
 
 
 def _censorable(plain: Any, v: Any, cmp: Any, op: str, t: float, be: Any) -> Any:
@@ -574,11 +587,17 @@ def _reading(basis: s.RenalBasis, cuts: tuple[float, ...], be: Any) -> tuple[Any
     whether that value is the other measure (or an indexed eGFR for a de-indexed label) standing in for the label's,
     and the comparator of the lab the value comes from (null: exact)."""
     crcl, egfr = be.col("labs.crcl"), be.col("labs.egfr")
-    c_cmp, e_cmp = be.col("labs.crcl.comparator"), be.col("labs.egfr.comparator")
+    c_cmp, e_cmp = _comparator(be, "labs.crcl.comparator"), _comparator(be, "labs.egfr.comparator")
+
+    def bound_of(first: Any, a: Any, b: Any) -> Any:  # the comparator of a if ``first`` else of b (None: no bounds)
+        if a is None and b is None:
+            return None
+        return be.when([(first, a if a is not None else be.lit(None))], b if b is not None else be.lit(None))
+
     if basis.measure == "crcl":
-        return be.coalesce(crcl, egfr), be.is_null(crcl) & ~be.is_null(egfr), be.when([(~be.is_null(crcl), c_cmp)], e_cmp)
+        return be.coalesce(crcl, egfr), be.is_null(crcl) & ~be.is_null(egfr), bound_of(~be.is_null(crcl), c_cmp, e_cmp)
     by_crcl = be.is_null(egfr) & ~be.is_null(crcl)
-    cmp = be.when([(be.is_null(egfr), c_cmp)], e_cmp)
+    cmp = bound_of(be.is_null(egfr), c_cmp, e_cmp)
     if basis.indexed is True:
         return be.coalesce(egfr, crcl), by_crcl, cmp
     w, h = be.col("weight_kg"), be.col("height_cm")
@@ -604,8 +623,9 @@ def _renal(rules: list[tuple[int, s.Rule]], be: Any, stage: list[dict[str, Any]]
         cuts = renal.thresholds([r for _, r in group], name)
         value, surrogate, cmp = _reading(group[0][1].renal, cuts, be)  # type: ignore[arg-type]
         if stage is not None:
-            stage[0].update({f"_{tag}g{g}v": value, f"_{tag}g{g}s": surrogate, f"_{tag}g{g}c": cmp})
-            value, surrogate, cmp = be.col(f"_{tag}g{g}v"), be.col(f"_{tag}g{g}s"), be.col(f"_{tag}g{g}c")
+            stage[0].update({f"_{tag}g{g}v": value, f"_{tag}g{g}s": surrogate, **({} if cmp is None else {f"_{tag}g{g}c": cmp})})
+            value, surrogate = be.col(f"_{tag}g{g}v"), be.col(f"_{tag}g{g}s")
+            cmp = None if cmp is None else be.col(f"_{tag}g{g}c")
         lo, hi = renal.margin(value)
         near = surrogate & reduce(operator.or_, [(lo <= be.lit(t)) & (be.lit(t) <= hi) for t in cuts], be.lit(False))
         applied = be.when([(near, lo)], value)
