@@ -90,12 +90,17 @@ def layout(table: Any, regulators: Sequence[str], drugs: Sequence[str]) -> tuple
     return df, np.repeat(np.arange(table.height, dtype=np.int64), per * n)
 
 
+def bounded(table: Any) -> set[str]:
+    """The comparator columns that hold a bound in ``table`` (a lab reported as "<0.5")."""
+    return {name for name in table.columns if name.endswith(".comparator") and table[name].null_count() < table.height}
+
+
 def evaluate(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Sequence[str]) -> Evaluated:
     """The compiled assessment of every drug for every row, on Polars."""
     import polars as pl
 
     be = c.PolarsBackend(c.finding_ids(kb))
-    be.bounded = {name for name in table.columns if name.endswith(".comparator") and table[name].null_count() < table.height}
+    be.bounded = bounded(table)
     df, row = layout(table, regulators, drugs)
     rank = {d: k for k, d in enumerate(sorted(drugs))}
     jobs, frames = [], []

@@ -215,9 +215,7 @@ class SparkBackend:
     name = "spark"
 
     def __init__(self, finding_ids: Sequence[str] = ()) -> None:
-        self.bounded: set[str] | None = None
-        """The comparator columns that hold a bound in the table (None: not known); a lab leaf whose comparator
-        column has none is compiled as a plain comparison."""
+        self.bounded: set[str] | None = None  # as PolarsBackend.bounded
         self.leaves: dict[str, tuple[str, Any]] | None = None  # as PolarsBackend.leaves
 
     @staticmethod

@@ -57,10 +57,12 @@ def evaluate(kb: KnowledgeBase, table: Any, drugs: Sequence[str], regulators: Se
     df, row = assess.layout(table, regulators, drugs)
     sdf = spark.createDataFrame(df.drop("_i").to_arrow())
     rank = {d: k for k, d in enumerate(sorted(drugs))}
+    with_bounds = assess.bounded(table)
     combos = df.select("regulator", "indication").unique().sort(["regulator", "indication"], nulls_last=True).rows()
     jobs, frames = [], []
     for reg, ind in combos:
         be = c.SparkBackend()
+        be.bounded = with_bounds
         be.leaves = {}
         stage: list[dict[str, Any]] = [{}, {}, {}]
         plans = [(k, name, c.plan(kb, kb.drugs[name], reg, ind, be, stage, tag=f"d{k}")) for k, name in enumerate(drugs)]
